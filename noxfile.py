@@ -1,0 +1,59 @@
+"""nox sessions for rnnbench: `nox -s tests`, `nox -s lint`, `nox -s bench`, ...
+
+Every session installs from constraints.txt, so results are reproducible.
+To benchmark another PyTorch, set RNNBENCH_TORCH:
+
+* ``RNNBENCH_TORCH=system nox -s bench``: no virtualenv; run in the interpreter
+  that runs nox, with whatever torch it has (a nightly, a vendor build). Nothing
+  is installed.
+* ``RNNBENCH_TORCH='torch==2.14.1' nox -s bench`` (or a wheel path, or
+  ``'--pre torch --index-url URL'``): that torch in the session's virtualenv, the
+  other pins kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+CONSTRAINTS = ROOT / "constraints.txt"
+TORCH = os.environ.get("RNNBENCH_TORCH", "").strip()
+VENV_BACKEND = "none" if TORCH == "system" else None
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests", "lint"]
+
+
+def install(session: nox.Session, *extras: str) -> None:
+    """Install the project (with extras) under the pins, or the chosen torch."""
+    if TORCH == "system":
+        return
+    constraints = CONSTRAINTS
+    if TORCH:
+        # Drop the torch pin so the requested build can go in; keep all others.
+        constraints = Path(session.create_tmp()) / "constraints-no-torch.txt"
+        pins = [ln for ln in CONSTRAINTS.read_text().splitlines() if not ln.startswith("torch==")]
+        constraints.write_text("\n".join(pins) + "\n")
+        session.install("-c", str(constraints), *shlex.split(TORCH))
+    target = f".[{','.join(extras)}]" if extras else "."
+    session.install("-c", str(constraints), "-e", target)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pytest arguments pass through)."""
+    install(session, "test")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def lint(session: nox.Session) -> None:
+    """Lint and check formatting with ruff."""
+    if TORCH != "system":
+        session.install("-c", str(CONSTRAINTS), "ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

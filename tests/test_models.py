@@ -1,0 +1,112 @@
+"""The models: the lecture's shapes, exact packing, the padded pitfall."""
+
+import pytest
+import torch
+
+from rnnmodels import GRUModel, LSTMModel, lecture_batch, synthetic_batch
+
+MODELS = [LSTMModel, GRUModel]
+
+
+def states(model_class, state):
+    """Final states as a tuple, whatever the model."""
+    return state if model_class is LSTMModel else (state,)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize("use_pack", [True, False])
+@pytest.mark.parametrize(
+    ("n_layers", "n_dirs", "out_dim", "state_rows"),
+    [(1, 1, 512, 1), (2, 2, 1024, 4)],
+)
+def test_lecture_shapes(model_class, use_pack, n_layers, n_dirs, out_dim, state_rows):
+    torch.manual_seed(0)
+    batch, batch_lens = lecture_batch()
+    model = model_class(100, 256, 512, n_layers, n_dirs, use_pack)
+    with torch.inference_mode():
+        outputs, state = model(batch, batch_lens, "cpu")  # the lecture's call form
+    assert isinstance(outputs, torch.Tensor)
+    assert outputs.shape == (20, 10, out_dim)
+    for s in states(model_class, state):
+        assert s.shape == (state_rows, 10, 512)
+
+
+def test_device_argument_is_optional_and_checked():
+    model = GRUModel(100, 8, 16, 1, 1, True)
+    batch, lens = lecture_batch()
+    out_a, _ = model(batch, lens)
+    out_b, _ = model(batch, lens, torch.device("cpu"))
+    torch.testing.assert_close(out_a, out_b)
+    with pytest.raises(ValueError, match="device"):
+        model(batch, lens, "meta")
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("n_dirs", [1, 2])
+def test_packed_mode_is_exact_per_sequence(model_class, n_layers, n_dirs):
+    torch.manual_seed(1)
+    model = model_class(50, 12, 16, n_layers, n_dirs, use_pack=True).double()
+    tokens, lens = synthetic_batch(6, 9, 50, "uniform:1", seed=3)
+    lens[0] = 9  # one full-length sequence, the rest unsorted and shorter
+    assert not torch.equal(lens, lens.sort(descending=True).values)
+    with torch.inference_mode():
+        out, state = model(tokens, lens)
+        for b in range(tokens.size(0)):
+            n = int(lens[b])
+            alone_out, alone_state = model(tokens[b : b + 1, :n], lens[b : b + 1])
+            torch.testing.assert_close(out[:n, b], alone_out[:, 0])
+            for batched, single in zip(states(model_class, state), states(model_class, alone_state)):
+                torch.testing.assert_close(batched[:, b], single[:, 0])
+            assert torch.count_nonzero(out[n:, b]) == 0  # padded positions are zero
+
+
+def test_packed_mode_takes_lengths_on_other_devices_and_dtypes():
+    model = LSTMModel(50, 8, 8, 1, 2, use_pack=True)
+    tokens, lens = synthetic_batch(4, 7, 50, "uniform:2", seed=0)
+    out_long, _ = model(tokens, lens)
+    out_int, _ = model(tokens, lens.to(torch.int32))
+    torch.testing.assert_close(out_long, out_int)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_padded_mode_differs_from_packed_for_bidirectional_stack(model_class):
+    """The lecture's pitfall: unpacked input reads the padding at valid positions too."""
+    torch.manual_seed(2)
+    packed = model_class(50, 12, 16, 2, 2, use_pack=True)
+    padded = model_class(50, 12, 16, 2, 2, use_pack=False)
+    padded.load_state_dict(packed.state_dict())
+    tokens, lens = synthetic_batch(5, 10, 50, "uniform:2", seed=4)
+    with torch.inference_mode():
+        out_packed, _ = packed(tokens, lens)
+        out_padded, _ = padded(tokens, lens)
+    valid = torch.arange(10).unsqueeze(1) < lens.unsqueeze(0)  # (L, B)
+    drift = (out_packed - out_padded).abs()[valid].max()
+    assert drift > 1e-3
+
+
+def test_padded_mode_is_exact_for_one_layer_unidirectional():
+    torch.manual_seed(3)
+    packed = LSTMModel(50, 12, 16, 1, 1, use_pack=True)
+    padded = LSTMModel(50, 12, 16, 1, 1)
+    padded.load_state_dict(packed.state_dict())
+    tokens, lens = synthetic_batch(5, 10, 50, "uniform:2", seed=4)
+    with torch.inference_mode():
+        out_packed, _ = packed(tokens, lens)
+        out_padded, _ = padded(tokens, lens)
+    valid = torch.arange(10).unsqueeze(1) < lens.unsqueeze(0)
+    torch.testing.assert_close(out_packed[valid], out_padded[valid])
+
+
+def test_initial_states_follow_dtype():
+    model = GRUModel(50, 8, 8, 1, 1, use_pack=True).double()
+    tokens, lens = synthetic_batch(3, 5, 50, seed=0)
+    out, h_n = model(tokens, lens)
+    assert out.dtype == h_n.dtype == torch.float64
+
+
+@pytest.mark.parametrize("kwargs", [{"n_dirs": 3}, {"varlen": "bogus"}, {"use_pack": True, "varlen": "padded"}])
+def test_bad_constructor_arguments(kwargs):
+    args = {"x_dim": 10, "embedding_dim": 4, "h_dim": 4, "n_layers": 1, "n_dirs": 1} | kwargs
+    with pytest.raises(ValueError):
+        LSTMModel(**args)
