@@ -5,10 +5,10 @@ from rnnmodels.flops import forward_flops
 from rnnmodels.models import MODEL_CLASSES, GRUModel, LSTMModel, RecurrentModel
 
 __all__ = [
-    "GRUModel",
-    "LSTMModel",
     "MODEL_CLASSES",
     "PAD_ID",
+    "GRUModel",
+    "LSTMModel",
     "RecurrentModel",
     "forward_flops",
     "lecture_batch",
