@@ -1,0 +1,80 @@
+"""``python -m bench``: the command line (DESIGN.md fixes its shape).
+
+Exit codes: 0 success; 1 a regression found, or some cases failed; 2 bad input
+(one line naming the argument and the bad value, no traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.errors import UsageError
+from bench.spec import AXES
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but bad input is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a sweep and write results/<run_id>.csv")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="a preset name (quick, default, full, ci)")
+    src.add_argument("--spec", help="a spec TOML file")
+    for axis in AXES:
+        p.add_argument(axis.flag, dest=axis.name, metavar="V[,V...]", help=f"override the {axis.name} axis")
+    p.add_argument("--out", type=Path, help="results CSV (default: results/<run_id>.csv)")
+    p.add_argument("--resume", action="store_true", help="skip cases already in --out and append the rest")
+    p.add_argument("--budget-s", type=float, help="sampling time per case (overrides the spec's timer)")
+    p.add_argument("--target-ci", type=float, help="target CI half-width as a fraction of the median")
+    p.add_argument("--list", action="store_true", help="print the case ids and exit without measuring")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="bench", description="Benchmark PyTorch LSTM and GRU models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_run_parser(sub)
+    sub.add_parser("env", help="print the environment and the measured device peaks")
+    v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
+    v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    return parser
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "run":
+            from bench.commands.run import cmd_run
+
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+            return cmd_run(args, argv)
+        if args.command == "env":
+            from bench.commands.env import cmd_env
+
+            return cmd_env()
+        if args.command == "validate":
+            from bench.commands.validate import cmd_validate
+
+            return cmd_validate(args.device)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""``bench env``: the environment and the measured device peaks."""
+
+from __future__ import annotations
+
+import torch
+
+from bench.env import environment
+from bench.peaks import peak_gflop_per_s
+from bench.workload import dtype_supported
+
+
+def cmd_env() -> int:
+    for key, value in environment().items():
+        print(f"{key:22} {value}")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    threads = torch.get_num_threads()
+    print(f"\nmeasured peak (n×n matmul, best sample, {threads} CPU threads):")
+    for device in devices:
+        for dtype in ("float32", "bfloat16", "float16"):
+            why = dtype_supported(device, dtype)
+            if why:
+                print(f"  {device:5} {dtype:9} unsupported: {why}")
+            else:
+                print(f"  {device:5} {dtype:9} {peak_gflop_per_s(device, dtype, threads):10.1f} GFLOP/s")
+    return 0

@@ -1,0 +1,93 @@
+"""Progress bar and end-of-run table (rich when installed, plain lines otherwise).
+
+rich is optional here so that ``python -m bench`` runs where only torch, pandas
+and matplotlib are installed (e.g. a locked-down GPU machine).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+try:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+except ImportError:  # pragma: no cover - exercised only without rich
+    Console = None  # type: ignore[assignment,misc]
+
+
+class Bar:
+    """``with Bar(n) as bar: bar.start(case_id); ...; bar.advance(row)``."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._progress = None
+        if Console is not None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._task = self._progress.add_task("starting", total=total)
+
+    def __enter__(self) -> Bar:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def start(self, case_id: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=case_id)
+
+    def advance(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        else:
+            print(f"[{self.done}/{self.total}] {row['case_id']}: {row['status']}", file=sys.stderr)
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    if row["status"] != "ok":
+        return [row["case_id"], row["status"], "", "", "", row.get("error", "")[:60]]
+    half = (row["ci_high_ms"] - row["ci_low_ms"]) / 2 / row["median_ms"]
+    return [
+        row["case_id"],
+        "ok",
+        f"{row['median_ms']:.3f}",
+        f"±{half:.1%}",
+        f"{row['tokens_per_s']:.3g}",
+        f"{row['efficiency']:.1%}" + (" noisy" if row.get("note") else ""),
+    ]
+
+
+def summary_table(rows: Sequence[dict[str, Any]], limit: int = 30) -> None:
+    """The slowest ``limit`` cases plus every failed one, to stderr."""
+    failed = [r for r in rows if r["status"] != "ok"]
+    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: -r["median_ms"])
+    shown = failed + ok[: max(0, limit - len(failed))]
+    headers = ["case_id", "status", "median_ms", "95% CI", "tokens/s", "efficiency"]
+    if Console is None:
+        for r in shown:
+            print("  ".join(_cells(r)), file=sys.stderr)
+    else:
+        table = Table(*headers, title=f"{len(rows)} cases ({len(failed)} failed); slowest first")
+        for r in shown:
+            table.add_row(*_cells(r))
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            console.width = 160  # logs and CI: room for whole case ids
+        console.print(table)
+    if len(rows) > len(shown):
+        print(f"... and {len(rows) - len(shown)} faster cases in the CSV", file=sys.stderr)

@@ -1,0 +1,187 @@
+"""Run a list of Cases: build, time, summarize, append a row per case.
+
+A case that fails (OOM or any exception) becomes an ``oom``/``error`` row and
+the sweep goes on; rows are flushed as they finish, so nothing measured is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import env, progress
+from bench.errors import UsageError
+from bench.peaks import PeakCache
+from bench.results import (
+    COLUMNS,
+    SAMPLE_COLUMNS,
+    SCHEMA_VERSION,
+    AppendWriter,
+    read_rows,
+    repair_torn_tail,
+    run_paths,
+    write_json_atomic,
+)
+from bench.spec import Case, Spec
+from bench.stats import summarize
+from bench.timer import Measurement, TimerConfig, measure
+from bench.workload import Workload, build
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:4]}"
+
+
+def is_oom(error: BaseException) -> bool:
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(error).lower()
+    return any(s in text for s in ("out of memory", "can't allocate memory", "not enough memory"))
+
+
+def one_line(error: BaseException) -> str:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{error.__class__.__name__}: {first}"[:500]
+
+
+def measured_columns(work: Workload, m: Measurement, config: TimerConfig, peak: float) -> dict[str, Any]:
+    """The measurement columns of an ``ok`` row."""
+    s = summarize(m.total_ms)
+    row: dict[str, Any] = {"status": "ok", **asdict(s)}
+    if work.case.mode == "training":
+        row["fwd_median_ms"] = summarize(m.phases["fwd"]).median_ms
+        row["bwd_median_ms"] = summarize(m.phases["bwd"]).median_ms
+    seconds = s.median_ms / 1e3
+    row["tokens_per_s"] = work.valid_tokens / seconds
+    row["padding_fraction"] = work.padding_fraction
+    row["gflop"] = work.gflop
+    row["gflop_per_s"] = work.gflop / seconds
+    row["peak_gflop_per_s"] = peak
+    row["efficiency"] = row["gflop_per_s"] / peak if peak > 0 else math.nan
+    if not m.reached_target:
+        row["note"] = (
+            f"noisy: CI ±{s.rel_ci_half_width:.1%} of the median, target ±{config.target_rel_ci:.0%}, "
+            f"{s.samples} samples in {m.sampling_s:.1f} s"
+        )
+    return row
+
+
+def run_case(case: Case, config: TimerConfig, peaks: PeakCache) -> tuple[dict[str, Any], Measurement | None]:
+    """Measure one case; failures become a row, never an exception."""
+    cuda = case.device == "cuda"
+    work = None
+    try:
+        peak = peaks.get(case.device, case.dtype, case.threads)
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        work = build(case)
+        with work.context():
+            m = measure(work.phases, config, cuda=cuda, before_sample=work.before_sample)
+        row = measured_columns(work, m, config, peak)
+        if cuda:
+            # Allocator peak over build + warm-up + samples: weights, inputs, activations.
+            row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        return row, m
+    except Exception as e:
+        return {"status": "oom" if is_oom(e) else "error", "error": one_line(e)}, None
+    finally:
+        del work
+        if cuda:
+            torch.cuda.empty_cache()
+
+
+@dataclass
+class RunOutcome:
+    csv_path: Path
+    samples_path: Path
+    json_path: Path
+    run_id: str
+    rows: list[dict[str, Any]]
+    skipped_done: int
+
+    @property
+    def failed(self) -> int:
+        return sum(r["status"] in ("oom", "error") for r in self.rows)
+
+
+def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]:
+    """The run id (the old one when resuming) and the case ids already done."""
+    samples, _ = run_paths(out)
+    if not resume:
+        if out.exists():
+            raise UsageError(
+                f"--out {out}: the file exists (add --resume to continue it, or pick a new path)"
+            )
+        return run_id, set()
+    if not out.exists():
+        raise UsageError(f"--resume: {out} does not exist (nothing to resume)")
+    repair_torn_tail(out)
+    repair_torn_tail(samples)
+    rows = read_rows(out)
+    run_id = rows[0]["run_id"] if rows and rows[0].get("run_id") else run_id
+    return run_id, {r["case_id"] for r in rows}
+
+
+def run_sweep(
+    cases: Sequence[Case], spec: Spec, out: Path, resume: bool = False, run_id: str | None = None
+) -> RunOutcome:
+    """Measure every case not already in ``out``; append rows as they finish."""
+    run_id, done = prepare_output(out, resume, run_id or new_run_id())
+    samples_path, json_path = run_paths(out)
+    todo = [c for c in cases if c.case_id not in done]
+    provenance = env.provenance()
+    peaks = PeakCache()
+    meta = {
+        "run_id": run_id,
+        "schema_version": SCHEMA_VERSION,
+        "spec_source": spec.source,
+        "axes": {k: list(v) for k, v in spec.axes.items()},
+        "timer": asdict(spec.timer),
+        "cases": [c.case_id for c in cases],
+        "environment": env.environment(),
+        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    write_json_atomic(json_path, meta)
+    rows_out = AppendWriter(out, COLUMNS)
+    samples_out = AppendWriter(samples_path, SAMPLE_COLUMNS)
+    rows: list[dict[str, Any]] = []
+    try:
+        with progress.Bar(len(todo)) as bar:
+            for case in todo:
+                bar.start(case.case_id)
+                measured, m = run_case(case, spec.timer, peaks)
+                row = {"case_id": case.case_id, **case.axes(), **measured, **provenance}
+                row.update(
+                    run_id=run_id,
+                    timestamp=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                    gpu_name=env.gpu_name() if case.device == "cuda" else "",
+                    schema_version=SCHEMA_VERSION,
+                )
+                rows_out.write(row)
+                if m is not None:
+                    samples_out.write_many(
+                        {"case_id": case.case_id, "phase": phase, "index": i, "ms": ms}
+                        for phase, values in m.phases.items()
+                        for i, ms in enumerate(values)
+                    )
+                rows.append(row)
+                bar.advance(row)
+    finally:
+        rows_out.close()
+        samples_out.close()
+        meta["peak_gflop_per_s"] = peaks.as_dict()
+        meta["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        meta["status_counts"] = dict(Counter(r["status"] for r in rows))
+        write_json_atomic(json_path, meta)
+    return RunOutcome(out, samples_path, json_path, run_id, rows, len(cases) - len(todo))

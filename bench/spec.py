@@ -1,0 +1,261 @@
+"""Sweep specs: a TOML preset plus command-line overrides, expanded into Cases.
+
+A spec file has up to two tables; every key is optional::
+
+    [axes]                      # each axis: a list of values (or one value)
+    model = ["lstm", "gru"]
+    batch_size = [1, 8, 32]
+
+    [timer]                     # see bench.timer.TimerConfig
+    target_rel_ci = 0.02
+    min_samples = 10
+    budget_s = 1.0
+
+Axes left out take the defaults in ``AXES``. Input is validated here, once, and
+every problem is a ``UsageError`` naming the field and the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bench.errors import UsageError
+from bench.timer import TimerConfig
+from rnnmodels.data import parse_lengths
+
+# Largest size we accept on any axis: beyond this a (B, L) index tensor overflows
+# what torch can index in practice, and no machine holds the activations anyway.
+MAX_SIZE = 2**31 - 1
+BOOL_WORDS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One sweep axis: its kind, allowed choices (for words) and default values."""
+
+    name: str
+    kind: str  # "word" | "int" | "bool"
+    default: tuple[Any, ...]
+    choices: tuple[str, ...] = ()
+    minimum: int = 1
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+# Order here is the order of CSV columns, case_id parts and grid nesting.
+AXES: tuple[Axis, ...] = (
+    Axis("model", "word", ("lstm", "gru"), ("lstm", "gru")),
+    Axis("device", "word", ("auto",), ("auto", "cpu", "cuda")),
+    Axis("dtype", "word", ("float32",), ("float32", "bfloat16", "float16")),
+    Axis("mode", "word", ("inference",), ("inference", "training")),
+    Axis("batch_size", "int", (32,)),
+    Axis("seq_len", "int", (64,)),
+    Axis("num_layers", "int", (1,)),
+    Axis("bidirectional", "bool", (False,)),
+    Axis("packed", "bool", (False,)),
+    Axis("lengths", "word", ("uniform",)),  # free-form: full | uniform | uniform:MIN
+    Axis("embedding_dim", "int", (256,)),
+    Axis("hidden_size", "int", (512,)),
+    Axis("vocab_size", "int", (100,), minimum=2),
+    Axis("backend", "word", ("default",), ("default", "native")),
+    Axis("threads", "int", (0,), minimum=0),  # 0 = all of torch's threads at run time
+)
+AXIS_BY_NAME = {a.name: a for a in AXES}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One sweep point. Identity only: no tensors, no modules."""
+
+    model: str
+    device: str
+    dtype: str
+    mode: str
+    batch_size: int
+    seq_len: int
+    num_layers: int
+    bidirectional: bool
+    packed: bool
+    lengths: str
+    embedding_dim: int
+    hidden_size: int
+    vocab_size: int
+    backend: str
+    threads: int
+
+    @property
+    def case_id(self) -> str:
+        """Readable and stable: the same axes give the same id in every run."""
+        return "-".join(
+            (
+                self.model,
+                self.device,
+                self.dtype,
+                self.mode,
+                f"b{self.batch_size}",
+                f"l{self.seq_len}",
+                f"n{self.num_layers}",
+                "bi" if self.bidirectional else "uni",
+                "packed" if self.packed else "padded",
+                self.lengths.replace(":", "@"),
+                f"e{self.embedding_dim}",
+                f"h{self.hidden_size}",
+                f"v{self.vocab_size}",
+                self.backend,
+                f"t{self.threads}",
+            )
+        )
+
+    @property
+    def num_dirs(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def axes(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Axis values (validated, not yet expanded) and the timer settings."""
+
+    axes: dict[str, tuple[Any, ...]]
+    timer: TimerConfig
+    source: str
+
+
+def parse_value(axis: Axis, raw: Any, where: str) -> Any:
+    """One axis value from TOML or a CLI string, checked; UsageError if bad."""
+    if axis.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in BOOL_WORDS:
+            return BOOL_WORDS[raw.strip().lower()]
+        raise UsageError(f"{where}: {raw!r} is not a boolean (use true or false)")
+    if axis.kind == "int":
+        value = raw
+        if isinstance(raw, str):
+            text = raw.strip()
+            if not text.lstrip("-").isdigit():
+                raise UsageError(f"{where}: {raw!r} is not an integer")
+            value = int(text)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"{where}: {raw!r} is not an integer")
+        if not axis.minimum <= value <= MAX_SIZE:
+            raise UsageError(f"{where}: {value} is out of range (allowed: {axis.minimum} to {MAX_SIZE})")
+        return value
+    if not isinstance(raw, str) or not raw.strip():
+        raise UsageError(f"{where}: {raw!r} is not a word")
+    value = raw.strip()
+    if axis.choices and value not in axis.choices:
+        raise UsageError(f"{where}: {value!r} is not allowed (choose from {', '.join(axis.choices)})")
+    return value
+
+
+def parse_list(axis: Axis, raw: Any, where: str) -> tuple[Any, ...]:
+    """A list of values (TOML list, one value, or a comma list string)."""
+    if isinstance(raw, str):
+        items: list[Any] = raw.split(",")
+    elif isinstance(raw, list):
+        items = raw
+    else:
+        items = [raw]
+    if not items:
+        raise UsageError(f"{where}: the list is empty")
+    values = tuple(parse_value(axis, item, where) for item in items)
+    return tuple(dict.fromkeys(values))  # drop repeats, keep order
+
+
+PRESET_DIR = resources.files("bench") / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name.removesuffix(".toml") for p in PRESET_DIR.iterdir() if p.name.endswith(".toml"))
+
+
+def load_spec(preset: str | None = None, spec_file: str | None = None) -> Spec:
+    """Read a preset by name or a spec file (neither: all axis defaults)."""
+    if preset and spec_file:
+        raise UsageError("--preset and --spec exclude each other: give one")
+    if spec_file:
+        path = Path(spec_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--spec {spec_file}: cannot read ({e.__class__.__name__}: {e})") from None
+        source = str(path)
+    elif preset:
+        if preset not in preset_names():
+            raise UsageError(f"--preset {preset!r} is unknown (choose from {', '.join(preset_names())})")
+        text = (PRESET_DIR / f"{preset}.toml").read_text(encoding="utf-8")
+        source = f"preset:{preset}"
+    else:
+        return Spec({a.name: a.default for a in AXES}, TimerConfig(), "defaults")
+    return spec_from_toml(text, source)
+
+
+def spec_from_toml(text: str, source: str) -> Spec:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{source}: not valid TOML ({e})") from None
+    unknown = set(data) - {"axes", "timer", "description"}
+    if unknown:
+        raise UsageError(f"{source}: unknown table(s) {', '.join(sorted(unknown))} (allowed: axes, timer)")
+    raw_axes = data.get("axes", {})
+    if not isinstance(raw_axes, dict):
+        raise UsageError(f"{source}: [axes] must be a table")
+    bad = set(raw_axes) - set(AXIS_BY_NAME)
+    if bad:
+        raise UsageError(f"{source}: unknown axis {sorted(bad)[0]!r} (axes: {', '.join(AXIS_BY_NAME)})")
+    axes = {
+        a.name: parse_list(a, raw_axes[a.name], f"{source} axes.{a.name}")
+        if a.name in raw_axes
+        else a.default
+        for a in AXES
+    }
+    return Spec(axes, TimerConfig.from_mapping(data.get("timer", {}), f"{source} timer"), source)
+
+
+def with_overrides(spec: Spec, overrides: dict[str, str | None]) -> Spec:
+    """Replace axes by CLI comma lists (``None`` = not given)."""
+    axes = dict(spec.axes)
+    for name, raw in overrides.items():
+        if raw is not None:
+            axis = AXIS_BY_NAME[name]
+            axes[name] = parse_list(axis, raw, axis.flag)
+    return dataclasses.replace(spec, axes=axes)
+
+
+def expand(spec: Spec, cuda_available: bool, default_threads: int) -> list[Case]:
+    """The grid as Cases, in axis order; checks what needs the whole case."""
+    axes = dict(spec.axes)
+    devices: list[str] = []
+    for d in axes["device"]:
+        if d == "auto":
+            devices += ["cpu", "cuda"] if cuda_available else ["cpu"]
+        elif d == "cuda" and not cuda_available:
+            raise UsageError("--device: 'cuda' was asked for but torch.cuda.is_available() is False here")
+        else:
+            devices.append(d)
+    axes["device"] = tuple(dict.fromkeys(devices))
+    axes["threads"] = tuple(dict.fromkeys(t or default_threads for t in axes["threads"]))
+    for seq_len in axes["seq_len"]:
+        for lengths in axes["lengths"]:
+            try:
+                parse_lengths(lengths, seq_len)
+            except ValueError as e:
+                raise UsageError(f"--lengths: {e}") from None
+    names = [a.name for a in AXES]
+    cases = [
+        Case(**dict(zip(names, values, strict=True)))
+        for values in itertools.product(*(axes[n] for n in names))
+    ]
+    return cases

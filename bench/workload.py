@@ -1,0 +1,133 @@
+"""Turn a Case into something to time: model, inputs and step phases.
+
+Everything is built here, once per case, outside the timed region. The phases
+are what the timer brackets: ``fwd`` for inference; ``fwd`` then ``bwd`` for
+training (timed separately, like fastrnns and DeepBench).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from bench.spec import Case
+from bench.timer import Phase
+from rnnmodels import MODEL_CLASSES, RecurrentModel, forward_flops, padding_fraction, synthetic_batch
+from rnnmodels.flops import training_flops
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+INPUT_SEED = 0
+WEIGHT_SEED = 0
+
+
+@contextlib.contextmanager
+def backend_flags(device: str, backend: str) -> Iterator[None]:
+    """``native`` turns off cuDNN (GPU) or oneDNN (CPU) for the case."""
+    enabled = backend != "native"
+    flags = torch.backends.cudnn.flags if device == "cuda" else torch.backends.mkldnn.flags
+    with warnings.catch_warnings():
+        # mkldnn.flags() also resets oneDNN's TF32 switch and warns about Intel GPUs.
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with flags(enabled=enabled):
+            yield
+
+
+@contextlib.contextmanager
+def thread_count(threads: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass
+class Workload:
+    """A built case: the model, its inputs and the phases to time."""
+
+    case: Case
+    model: RecurrentModel
+    tokens: torch.Tensor  # (B, L) on the case's device
+    lengths: torch.Tensor  # (B,) on the CPU, where pack_padded_sequence wants it
+    phases: list[Phase] = field(default_factory=list)
+    loss: torch.Tensor | None = None
+
+    @property
+    def valid_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+    @property
+    def padding_fraction(self) -> float:
+        return padding_fraction(self.lengths, self.case.seq_len)
+
+    @property
+    def gflop(self) -> float:
+        c = self.case
+        fwd = forward_flops(
+            c.model, self.valid_tokens, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs
+        )
+        return (training_flops(fwd) if c.mode == "training" else fwd) / 1e9
+
+    def forward(self) -> torch.Tensor:
+        out, _ = self.model(self.tokens, self.lengths)
+        return out
+
+    def _train_forward(self) -> None:
+        # The sum keeps every output in the graph; float() so bf16 sums don't saturate.
+        self.loss = self.forward().float().sum()
+
+    def _train_backward(self) -> None:
+        assert self.loss is not None
+        self.loss.backward()
+        self.loss = None
+
+    def before_sample(self) -> None:
+        if self.case.mode == "training":
+            self.model.zero_grad(set_to_none=True)
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """Threads, backend flags and (for inference) inference mode around timing."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(thread_count(self.case.threads))
+            stack.enter_context(backend_flags(self.case.device, self.case.backend))
+            if self.case.mode == "inference":
+                stack.enter_context(torch.inference_mode())
+            yield
+
+
+def build(case: Case) -> Workload:
+    """Model (seeded weights) and a seeded batch for ``case``, on its device."""
+    torch.manual_seed(WEIGHT_SEED)
+    model_class = MODEL_CLASSES[case.model]
+    model = model_class(
+        case.vocab_size, case.embedding_dim, case.hidden_size, case.num_layers, case.num_dirs, case.packed
+    )
+    model = model.to(device=case.device, dtype=DTYPES[case.dtype])
+    model.train(case.mode == "training")
+    tokens, lengths = synthetic_batch(
+        case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED
+    )
+    work = Workload(case, model, tokens.to(case.device), lengths)
+    if case.mode == "training":
+        work.phases = [("fwd", work._train_forward), ("bwd", work._train_backward)]
+    else:
+        work.phases = [("fwd", work.forward)]
+    return work
+
+
+def dtype_supported(device: str, dtype: str) -> str | None:
+    """None if a tiny LSTM runs forward and backward in ``dtype`` here, else why not."""
+    try:
+        model = MODEL_CLASSES["lstm"](4, 4, 4, 1, 2).to(device=device, dtype=DTYPES[dtype])
+        tokens, lengths = synthetic_batch(2, 3, 4, "full")
+        out, _ = model(tokens.to(device), lengths)
+        out.float().sum().backward()
+    except (RuntimeError, NotImplementedError, TypeError) as e:
+        return str(e).splitlines()[0] if str(e) else e.__class__.__name__
+    return None
