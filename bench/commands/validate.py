@@ -1,0 +1,108 @@
+"""``bench validate``: the suite's timer side by side with torch.utils.benchmark.
+
+For a few cases, both measure the same built workload in the same process,
+interleaved in rounds (suite block, torch block, suite block, ...) so that the
+drift of a shared, noisy machine hits both alike, as asv's ``continuous`` does
+for commits. The report gives both pooled medians, their ratio, the wall time each
+spent, and the suite's own per-sample overhead (a timed no-op). Agreement within
+a few percent says the harness adds no bias.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch.utils import benchmark
+
+from bench.spec import Case
+from bench.stats import summarize
+from bench.timer import TimerConfig, measure
+from bench.workload import build
+
+ROUNDS = 10
+ROUND_S = 0.2  # each harness samples this long per round; short rounds track drift closely
+# Each round warms up like a sweep case does; a 1e-9 target means "sample the whole budget".
+ROUND_TIMER = TimerConfig(budget_s=ROUND_S, min_samples=6, target_rel_ci=1e-9)
+AGREEMENT = 0.05  # |ratio - 1| beyond this is reported as disagreement
+
+
+def validation_cases(device: str, threads: int) -> list[Case]:
+    base = dict(
+        device=device,
+        dtype="float32",
+        mode="inference",
+        num_layers=1,
+        lengths="uniform",
+        embedding_dim=256,
+        hidden_size=512,
+        vocab_size=100,
+        backend="default",
+        threads=threads,
+    )
+    return [
+        Case(model="lstm", batch_size=1, seq_len=16, bidirectional=False, packed=False, **base),
+        Case(model="lstm", batch_size=32, seq_len=64, bidirectional=True, packed=True, **base),
+        Case(model="gru", batch_size=32, seq_len=64, bidirectional=False, packed=False, **base),
+        Case(model="gru", batch_size=8, seq_len=128, bidirectional=True, packed=True, **base),
+    ]
+
+
+def timer_overhead_us(cuda: bool) -> float:
+    """Median time of a timed no-op: what the harness itself adds per sample."""
+    config = TimerConfig(min_samples=200, max_samples=200, budget_s=5.0, target_rel_ci=1e-9)
+    m = measure([("noop", lambda: None)], config, cuda=cuda)
+    return summarize(m.total_ms).median_ms * 1e3
+
+
+def compare_case(case: Case) -> tuple[float, float, float, float]:
+    """(suite median ms, torch median ms, suite seconds, torch seconds) for a case."""
+    work = build(case)
+    cuda = case.device == "cuda"
+    ours_ms: list[float] = []
+    ref_ms: list[float] = []
+    ours_s = ref_s = 0.0
+    with work.context():
+        # torch's Timer sets its own thread count (default 1): give it the case's.
+        timer = benchmark.Timer(stmt="step()", globals={"step": work.forward}, num_threads=case.threads)
+        # ABBA order: each harness goes first in half the rounds, so neither
+        # always inherits the other's cache and frequency state.
+        for i in range(ROUNDS):
+            for harness in ("suite", "torch") if i % 2 == 0 else ("torch", "suite"):
+                t0 = time.perf_counter()
+                if harness == "suite":
+                    m = measure(work.phases, ROUND_TIMER, cuda=cuda, before_sample=work.before_sample)
+                    ours_ms += m.total_ms.tolist()
+                    ours_s += time.perf_counter() - t0
+                else:
+                    ref = timer.blocked_autorange(min_run_time=ROUND_S)
+                    ref_ms += [t * 1e3 for t in ref.times]
+                    ref_s += time.perf_counter() - t0
+    return summarize(ours_ms).median_ms, summarize(ref_ms).median_ms, ours_s, ref_s
+
+
+def cmd_validate(device: str) -> int:
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if device != "auto":
+        if device == "cuda" and not torch.cuda.is_available():
+            from bench.errors import UsageError
+
+            raise UsageError("--device: 'cuda' was asked for but torch.cuda.is_available() is False here")
+        devices = [device]
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads")
+    header = f"{'case':<80} {'suite ms':>9} {'torch ms':>9} {'ratio':>6} {'suite s':>8} {'torch s':>8}"
+    worst = 0.0
+    for dev in devices:
+        print(f"\n{dev}: per-sample timer overhead {timer_overhead_us(dev == 'cuda'):.2f} µs")
+        print(header)
+        for case in validation_cases(dev, threads):
+            ours, ref, ours_s, ref_s = compare_case(case)
+            ratio = ours / ref
+            worst = max(worst, abs(ratio - 1))
+            print(f"{case.case_id:<80} {ours:9.3f} {ref:9.3f} {ratio:6.3f} {ours_s:8.2f} {ref_s:8.2f}")
+    verdict = "agree" if worst <= AGREEMENT else "DISAGREE"
+    print(
+        f"\nworst |ratio - 1| = {worst:.1%}: suite and torch.utils.benchmark {verdict} (limit {AGREEMENT:.0%})"
+    )
+    return 0 if worst <= AGREEMENT else 1
