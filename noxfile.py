@@ -13,6 +13,7 @@ To benchmark another PyTorch, set RNNBENCH_TORCH:
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shlex
 from pathlib import Path
@@ -57,3 +58,29 @@ def lint(session: nox.Session) -> None:
         session.install("-c", str(CONSTRAINTS), "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+def option(args: list[str], name: str) -> str | None:
+    """The value of ``--name V`` or ``--name=V`` in ``args``, if given."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def bench(session: nox.Session) -> None:
+    """Run the default sweep (or `-- --preset quick`, any `bench run` flags), then its report."""
+    install(session)
+    args = list(session.posargs)
+    if option(args, "--preset") is None and option(args, "--spec") is None:
+        args = ["--preset", "default", *args]
+    out = option(args, "--out")
+    if out is None:
+        out = f"results/bench-{dt.datetime.now():%Y%m%d-%H%M%S}.csv"
+        args += ["--out", out]
+    # A run with failed cases (exit 1) still gets its report; bad input (exit 2) stops here.
+    session.run("python", "-m", "bench", "run", *args, success_codes=[0, 1])
+    session.run("python", "-m", "bench", "report", out, "--out", f"reports/{Path(out).stem}")

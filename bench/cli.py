@@ -43,6 +43,9 @@ def build_parser() -> Parser:
     parser = Parser(prog="bench", description="Benchmark PyTorch LSTM and GRU models.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_run_parser(sub)
+    r = sub.add_parser("report", help="plots and a Markdown + HTML report from result CSVs")
+    r.add_argument("csv", nargs="+", type=Path, help="results CSV files")
+    r.add_argument("--out", type=Path, help="output folder (default: reports/<first CSV's name>/)")
     sub.add_parser("env", help="print the environment and the measured device peaks")
     v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -62,6 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             signal.signal(signal.SIGTERM, _raise_interrupt)
             return cmd_run(args, argv)
+        if args.command == "report":
+            from bench.report import build_report
+
+            md, page = build_report(args.csv, args.out or Path("reports") / args.csv[0].stem)
+            print(f"report: {page}\nreport: {md}")
+            return EXIT_OK
         if args.command == "env":
             from bench.commands.env import cmd_env
 

@@ -33,9 +33,7 @@ def gpu_name() -> str:
 def git_commit() -> str:
     """The checkout's commit (with ``+dirty`` when it has changes), or "" without git."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
-        )
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return ""
         dirty = subprocess.run(

@@ -25,7 +25,8 @@ class Bar:
         self.total = total
         self.done = 0
         self._progress = None
-        if Console is not None:
+        # A log file or CI job gets one plain line per case; a terminal gets a live bar.
+        if Console is not None and Console(stderr=True).is_terminal:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -55,7 +56,12 @@ class Bar:
         if self._progress is not None:
             self._progress.advance(self._task)
         else:
-            print(f"[{self.done}/{self.total}] {row['case_id']}: {row['status']}", file=sys.stderr)
+            took = f" {row['median_ms']:.3f} ms" if row["status"] == "ok" else f" {row.get('error', '')}"
+            print(
+                f"[{self.done}/{self.total}] {row['case_id']}: {row['status']}{took}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _cells(row: dict[str, Any]) -> list[str]:

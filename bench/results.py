@@ -21,7 +21,7 @@ from typing import Any
 from bench.errors import UsageError
 from bench.spec import AXES
 
-# History: 1 = first release (DESIGN.md columns + note).
+# History: 1 = first release (DESIGN.md columns + max_abs_err + note).
 SCHEMA_VERSION = 1
 
 CASE_COLUMNS: tuple[str, ...] = ("case_id", *(a.name for a in AXES))
@@ -46,6 +46,7 @@ MEASURE_COLUMNS: tuple[str, ...] = (
     "peak_gflop_per_s",
     "efficiency",
     "peak_mem_mb",
+    "max_abs_err",
     "note",
 )
 PROVENANCE_COLUMNS: tuple[str, ...] = (

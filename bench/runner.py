@@ -88,7 +88,9 @@ def run_case(case: Case, config: TimerConfig, peaks: PeakCache) -> tuple[dict[st
         work = build(case)
         with work.context():
             m = measure(work.phases, config, cuda=cuda, before_sample=work.before_sample)
+            error = work.max_abs_err()  # after timing: nothing of it lands in the samples
         row = measured_columns(work, m, config, peak)
+        row["max_abs_err"] = error
         if cuda:
             # Allocator peak over build + warm-up + samples: weights, inputs, activations.
             row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -120,9 +122,7 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
     samples, _ = run_paths(out)
     if not resume:
         if out.exists():
-            raise UsageError(
-                f"--out {out}: the file exists (add --resume to continue it, or pick a new path)"
-            )
+            raise UsageError(f"--out {out}: the file exists (add --resume to continue it, or pick a new path)")
         return run_id, set()
     if not out.exists():
         raise UsageError(f"--resume: {out} does not exist (nothing to resume)")
@@ -133,11 +133,12 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
     return run_id, {r["case_id"] for r in rows}
 
 
-def run_sweep(
-    cases: Sequence[Case], spec: Spec, out: Path, resume: bool = False, run_id: str | None = None
-) -> RunOutcome:
-    """Measure every case not already in ``out``; append rows as they finish."""
-    run_id, done = prepare_output(out, resume, run_id or new_run_id())
+def run_sweep(cases: Sequence[Case], spec: Spec, out: Path, run_id: str, done: set[str]) -> RunOutcome:
+    """Measure every case not in ``done``; append rows to ``out`` as they finish.
+
+    ``run_id`` and ``done`` come from ``prepare_output``, called first so that
+    a bad ``--out`` is refused before anything is printed or measured.
+    """
     samples_path, json_path = run_paths(out)
     todo = [c for c in cases if c.case_id not in done]
     provenance = env.provenance()

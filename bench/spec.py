@@ -6,12 +6,18 @@ A spec file has up to two tables; every key is optional::
     model = ["lstm", "gru"]
     batch_size = [1, 8, 32]
 
+    [[grid]]                    # optional sub-grids: each overrides some axes;
+    num_layers = [1, 2]         # the sweep is the union of their products
+    [[grid]]
+    batch_size = [1, 64]
+
     [timer]                     # see bench.timer.TimerConfig
     target_rel_ci = 0.02
     min_samples = 10
     budget_s = 1.0
 
-Axes left out take the defaults in ``AXES``. Input is validated here, once, and
+Axes left out take the defaults in ``AXES``. Sub-grids keep a sweep affordable:
+a size scan and a structure scan instead of one product of everything. Input is validated here, once, and
 every problem is a ``UsageError`` naming the field and the bad value.
 """
 
@@ -27,7 +33,6 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.timer import TimerConfig
-from rnnmodels.data import parse_lengths
 
 # Largest size we accept on any axis: beyond this a (B, L) index tensor overflows
 # what torch can index in practice, and no machine holds the activations anyway.
@@ -129,6 +134,7 @@ class Spec:
     axes: dict[str, tuple[Any, ...]]
     timer: TimerConfig
     source: str
+    grids: tuple[dict[str, tuple[Any, ...]], ...] = ()
 
 
 def parse_value(axis: Axis, raw: Any, where: str) -> Any:
@@ -206,37 +212,52 @@ def spec_from_toml(text: str, source: str) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{source}: not valid TOML ({e})") from None
-    unknown = set(data) - {"axes", "timer", "description"}
+    unknown = set(data) - {"axes", "grid", "timer", "description"}
     if unknown:
-        raise UsageError(f"{source}: unknown table(s) {', '.join(sorted(unknown))} (allowed: axes, timer)")
-    raw_axes = data.get("axes", {})
-    if not isinstance(raw_axes, dict):
-        raise UsageError(f"{source}: [axes] must be a table")
-    bad = set(raw_axes) - set(AXIS_BY_NAME)
+        raise UsageError(f"{source}: unknown table(s) {', '.join(sorted(unknown))} (allowed: axes, grid, timer)")
+    base = _parse_axes(data.get("axes", {}), f"{source} axes")
+    axes = {a.name: base.get(a.name, a.default) for a in AXES}
+    raw_grids = data.get("grid", [])
+    if not isinstance(raw_grids, list):
+        raise UsageError(f"{source}: grid must be an array of tables ([[grid]])")
+    grids = tuple(_parse_axes(g, f"{source} grid[{i}]") for i, g in enumerate(raw_grids))
+    timer = TimerConfig.from_mapping(data.get("timer", {}), f"{source} timer")
+    return Spec(axes, timer, source, grids)
+
+
+def _parse_axes(raw: Any, where: str) -> dict[str, tuple[Any, ...]]:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where}: must be a table")
+    bad = set(raw) - set(AXIS_BY_NAME)
     if bad:
-        raise UsageError(f"{source}: unknown axis {sorted(bad)[0]!r} (axes: {', '.join(AXIS_BY_NAME)})")
-    axes = {
-        a.name: parse_list(a, raw_axes[a.name], f"{source} axes.{a.name}")
-        if a.name in raw_axes
-        else a.default
-        for a in AXES
-    }
-    return Spec(axes, TimerConfig.from_mapping(data.get("timer", {}), f"{source} timer"), source)
+        raise UsageError(f"{where}: unknown axis {sorted(bad)[0]!r} (axes: {', '.join(AXIS_BY_NAME)})")
+    return {name: parse_list(AXIS_BY_NAME[name], value, f"{where}.{name}") for name, value in raw.items()}
 
 
 def with_overrides(spec: Spec, overrides: dict[str, str | None]) -> Spec:
-    """Replace axes by CLI comma lists (``None`` = not given)."""
+    """Replace axes by CLI comma lists (``None`` = not given), in every sub-grid too."""
     axes = dict(spec.axes)
+    given = {}
     for name, raw in overrides.items():
         if raw is not None:
             axis = AXIS_BY_NAME[name]
-            axes[name] = parse_list(axis, raw, axis.flag)
-    return dataclasses.replace(spec, axes=axes)
+            given[name] = axes[name] = parse_list(axis, raw, axis.flag)
+    grids = tuple({k: v for k, v in g.items() if k not in given} for g in spec.grids)
+    return dataclasses.replace(spec, axes=axes, grids=grids)
 
 
 def expand(spec: Spec, cuda_available: bool, default_threads: int) -> list[Case]:
-    """The grid as Cases, in axis order; checks what needs the whole case."""
-    axes = dict(spec.axes)
+    """The sweep as Cases: each sub-grid's product in turn, repeats dropped."""
+    cases: dict[str, Case] = {}
+    for grid in spec.grids or ({},):
+        for case in _expand_grid(spec.axes | grid, cuda_available, default_threads):
+            cases.setdefault(case.case_id, case)
+    return list(cases.values())
+
+
+def _expand_grid(axes: dict[str, tuple[Any, ...]], cuda_available: bool, default_threads: int) -> list[Case]:
+    """One grid's product, in axis order; checks what needs the whole case."""
+    axes = dict(axes)
     devices: list[str] = []
     for d in axes["device"]:
         if d == "auto":
@@ -247,6 +268,8 @@ def expand(spec: Spec, cuda_available: bool, default_threads: int) -> list[Case]
             devices.append(d)
     axes["device"] = tuple(dict.fromkeys(devices))
     axes["threads"] = tuple(dict.fromkeys(t or default_threads for t in axes["threads"]))
+    from rnnmodels.data import parse_lengths  # here, not at the top: reports must not need torch
+
     for seq_len in axes["seq_len"]:
         for lengths in axes["lengths"]:
             try:
@@ -254,8 +277,5 @@ def expand(spec: Spec, cuda_available: bool, default_threads: int) -> list[Case]
             except ValueError as e:
                 raise UsageError(f"--lengths: {e}") from None
     names = [a.name for a in AXES]
-    cases = [
-        Case(**dict(zip(names, values, strict=True)))
-        for values in itertools.product(*(axes[n] for n in names))
-    ]
+    cases = [Case(**dict(zip(names, values, strict=True))) for values in itertools.product(*(axes[n] for n in names))]
     return cases

@@ -68,9 +68,7 @@ class Workload:
     @property
     def gflop(self) -> float:
         c = self.case
-        fwd = forward_flops(
-            c.model, self.valid_tokens, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs
-        )
+        fwd = forward_flops(c.model, self.valid_tokens, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs)
         return (training_flops(fwd) if c.mode == "training" else fwd) / 1e9
 
     def forward(self) -> torch.Tensor:
@@ -89,6 +87,25 @@ class Workload:
     def before_sample(self) -> None:
         if self.case.mode == "training":
             self.model.zero_grad(set_to_none=True)
+
+    def max_abs_err(self) -> float:
+        """Largest output difference at valid positions from the packed reference.
+
+        The reference is the same model (same weights, same inputs) in packed
+        mode, which is exact; padded bidirectional/stacked models drift from it.
+        """
+        c = self.case
+        reference = MODEL_CLASSES[c.model](
+            c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs, use_pack=True
+        )
+        reference.load_state_dict(self.model.state_dict())
+        reference.to(device=c.device, dtype=DTYPES[c.dtype])
+        with torch.no_grad():
+            out = self.forward()
+            expected, _ = reference(self.tokens, self.lengths)
+        valid = torch.arange(c.seq_len).unsqueeze(1) < self.lengths.unsqueeze(0)  # (L, B)
+        diff = (out.float() - expected.float()).abs()[valid.to(out.device)]
+        return float(diff.max())
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
@@ -110,9 +127,7 @@ def build(case: Case) -> Workload:
     )
     model = model.to(device=case.device, dtype=DTYPES[case.dtype])
     model.train(case.mode == "training")
-    tokens, lengths = synthetic_batch(
-        case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED
-    )
+    tokens, lengths = synthetic_batch(case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED)
     work = Workload(case, model, tokens.to(case.device), lengths)
     if case.mode == "training":
         work.phases = [("fwd", work._train_forward), ("bwd", work._train_backward)]

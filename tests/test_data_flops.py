@@ -23,9 +23,7 @@ def test_generator_is_deterministic_per_seed():
     assert not torch.equal(a[0], c[0])
 
 
-@pytest.mark.parametrize(
-    ("spec", "low", "high"), [("full", 40, 40), ("uniform", 10, 40), ("uniform:3", 3, 40)]
-)
+@pytest.mark.parametrize(("spec", "low", "high"), [("full", 40, 40), ("uniform", 10, 40), ("uniform:3", 3, 40)])
 def test_lengths_within_bounds_and_padding_where_expected(spec, low, high):
     tokens, lens = synthetic_batch(500, 40, 30, spec, seed=1)
     assert lens.min() >= low and lens.max() <= high

@@ -56,9 +56,7 @@ def test_packed_mode_is_exact_per_sequence(model_class, n_layers, n_dirs):
             n = int(lens[b])
             alone_out, alone_state = model(tokens[b : b + 1, :n], lens[b : b + 1])
             torch.testing.assert_close(out[:n, b], alone_out[:, 0])
-            for batched, single in zip(
-                states(model_class, state), states(model_class, alone_state), strict=True
-            ):
+            for batched, single in zip(states(model_class, state), states(model_class, alone_state), strict=True):
                 torch.testing.assert_close(batched[:, b], single[:, 0])
             assert torch.count_nonzero(out[n:, b]) == 0  # padded positions are zero
 
@@ -107,9 +105,7 @@ def test_initial_states_follow_dtype():
     assert out.dtype == h_n.dtype == torch.float64
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"n_dirs": 3}, {"varlen": "bogus"}, {"use_pack": True, "varlen": "padded"}]
-)
+@pytest.mark.parametrize("kwargs", [{"n_dirs": 3}, {"varlen": "bogus"}, {"use_pack": True, "varlen": "padded"}])
 def test_bad_constructor_arguments(kwargs):
     args = {"x_dim": 10, "embedding_dim": 4, "h_dim": 4, "n_layers": 1, "n_dirs": 1} | kwargs
     with pytest.raises(ValueError):

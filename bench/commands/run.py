@@ -12,7 +12,7 @@ import torch
 
 from bench.errors import UsageError
 from bench.results import run_paths
-from bench.runner import new_run_id, run_sweep
+from bench.runner import new_run_id, prepare_output, run_sweep
 from bench.spec import AXES, Case, Spec, expand, load_spec, with_overrides
 from bench.workload import dtype_supported
 
@@ -49,9 +49,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     run_id = new_run_id()
     out = args.out or RESULTS_DIR / f"{run_id}.csv"
+    run_id, done = prepare_output(out, args.resume, run_id)
     print(f"{len(cases)} cases from {spec.source} -> {out}", file=sys.stderr)
     try:
-        outcome = run_sweep(cases, spec, out, resume=args.resume, run_id=run_id)
+        outcome = run_sweep(cases, spec, out, run_id, done)
     except KeyboardInterrupt:
         again = [a for a in argv if a not in ("--resume",)]
         if "--out" not in again:

@@ -102,7 +102,5 @@ def cmd_validate(device: str) -> int:
             worst = max(worst, abs(ratio - 1))
             print(f"{case.case_id:<80} {ours:9.3f} {ref:9.3f} {ratio:6.3f} {ours_s:8.2f} {ref_s:8.2f}")
     verdict = "agree" if worst <= AGREEMENT else "DISAGREE"
-    print(
-        f"\nworst |ratio - 1| = {worst:.1%}: suite and torch.utils.benchmark {verdict} (limit {AGREEMENT:.0%})"
-    )
+    print(f"\nworst |ratio - 1| = {worst:.1%}: the two timers {verdict} (limit {AGREEMENT:.0%})")
     return 0 if worst <= AGREEMENT else 1

@@ -1,0 +1,108 @@
+"""A report as a list of blocks, rendered twice: Markdown and self-contained HTML.
+
+Every string that may come from a CSV goes through ``md_text``/``html.escape``
+here, in one place, so a cell holding ``<script>`` shows as text in both.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Paragraph:
+    text: str
+
+
+@dataclass
+class Image:
+    file: str  # a PNG in the report folder
+    alt: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    sortable: bool = False
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list[Heading | Paragraph | Image | Table] = field(default_factory=list)
+
+    def add(self, *blocks: Heading | Paragraph | Image | Table) -> None:
+        self.blocks.extend(blocks)
+
+
+def md_text(text: str) -> str:
+    """Escape Markdown and inline HTML so CSV text renders as literal text."""
+    text = html.escape(str(text), quote=False)
+    for ch in "\\`*_[]|#":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("\n", " ")
+
+
+def to_markdown(doc: Document) -> str:
+    out = [f"# {md_text(doc.title)}", ""]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out += ["#" * b.level + " " + md_text(b.text), ""]
+        elif isinstance(b, Paragraph):
+            out += [md_text(b.text), ""]
+        elif isinstance(b, Image):
+            out += [f"![{md_text(b.alt)}]({b.file})", ""]
+        else:
+            out.append("| " + " | ".join(md_text(h) for h in b.header) + " |")
+            out.append("|" + "---|" * len(b.header))
+            out += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in b.rows]
+            out.append("")
+    return "\n".join(out)
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+img{max-width:100%}table{border-collapse:collapse;font-size:13px}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}th{background:#eee}
+th.sortable{cursor:pointer}"""
+# Inline, so the file opens offline: click a header to sort by it (numbers as numbers).
+SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th,i){
+th.classList.add('sortable');th.addEventListener('click',function(){
+var tb=th.closest('table').tBodies[0],rows=Array.from(tb.rows),asc=th.dataset.asc!=='1';
+th.dataset.asc=asc?'1':'0';rows.sort(function(a,b){var x=a.cells[i].textContent,y=b.cells[i].textContent,
+p=parseFloat(x),q=parseFloat(y);var c=(!isNaN(p)&&!isNaN(q))?p-q:x.localeCompare(y);return asc?c:-c;});
+rows.forEach(function(r){tb.appendChild(r);});});});"""
+
+
+def to_html(doc: Document, folder: Path) -> str:
+    esc = html.escape
+    out = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{esc(doc.title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{esc(doc.title)}</h1>",
+    ]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            out.append(f"<h{b.level}>{esc(b.text)}</h{b.level}>")
+        elif isinstance(b, Paragraph):
+            out.append(f"<p>{esc(b.text)}</p>")
+        elif isinstance(b, Image):
+            data = base64.b64encode((folder / b.file).read_bytes()).decode("ascii")
+            out.append(f"<p><img alt='{esc(b.alt)}' src='data:image/png;base64,{data}'></p>")
+        else:
+            cls = " class='sortable'" if b.sortable else ""
+            out.append(f"<table{cls}><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in b.header))
+            out.append("</tr></thead><tbody>")
+            out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in b.rows]
+            out.append("</tbody></table>")
+    out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
+    return "\n".join(out)

@@ -1,0 +1,38 @@
+"""Shared matplotlib setup: one style for every report figure, small PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed (CI, GPU boxes)
+import matplotlib.pyplot as plt
+
+STYLE = {
+    "figure.figsize": (8.0, 3.6),
+    "figure.dpi": 90,  # ~720 px wide: readable at README width, small files
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 9,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+}
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, height: float | None = None):
+    with plt.rc_context(STYLE):
+        size = (STYLE["figure.figsize"][0], height or STYLE["figure.figsize"][1] * nrows)
+        fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
+    return fig, axes
+
+
+def save(fig, folder: Path, name: str) -> str:
+    """Write ``name``.png into the report folder, close the figure, return the file name."""
+    file = f"{name}.png"
+    with plt.rc_context(STYLE):
+        fig.savefig(folder / file)
+    plt.close(fig)
+    return file

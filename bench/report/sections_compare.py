@@ -1,0 +1,137 @@
+"""Report sections that compare: LSTM/GRU, CPU/GPU, backends, efficiency, training split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.report.document import Heading, Image, Paragraph
+from bench.report.plotting import new_figure, save
+from bench.report.slices import missing_note, ok_rows, pairs, short_label
+
+Blocks = list
+
+
+def ratio_section(p: pd.DataFrame, folder: Path, title: str, name: str, ylabel: str, what: str) -> Blocks:
+    """A strip of per-case ratios ``a / b`` against the ``a`` side's work, plus a sentence."""
+    p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"])
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    for (mode, machine), g in p.groupby(["mode", "machine_a" if "machine_a" in p else "machine"]):
+        ax.scatter(g["gflop_a"], g["ratio"], s=14, label=f"{mode} · {machine}")
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("work per step (GFLOP, useful)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    file = save(fig, folder, name)
+    q = p["ratio"].quantile([0.0, 0.5, 1.0])
+    sentence = f"{what}: median {q[0.5]:.2f}× over {len(p)} matched cases (range {q[0.0]:.2f}× to {q[1.0]:.2f}×)."
+    return [Heading(title), Paragraph(sentence), Image(file, title)]
+
+
+def lstm_vs_gru(df: pd.DataFrame, folder: Path) -> Blocks:
+    title = "LSTM vs GRU"
+    p = pairs(df, "model", "gru", "lstm")
+    if p.empty:
+        return [Heading(title), Paragraph(missing_note("both models on the same cases", "--model lstm,gru"))]
+    return ratio_section(p, folder, title, "lstm_vs_gru", "GRU time / LSTM time", "GRU takes of LSTM's time")
+
+
+def cpu_vs_gpu(df: pd.DataFrame, folder: Path) -> Blocks:
+    title = "CPU vs GPU"
+    # Thread counts differ between machines and do not make a case different here.
+    p = pairs(df, "device", "cpu", "cuda", ignore=["threads"])
+    if p.empty:
+        return [
+            Heading(title),
+            Paragraph(
+                missing_note(
+                    "the same cases on CPU and GPU",
+                    "--device cpu,cuda on a GPU machine (or merge a CPU and a GPU CSV)",
+                )
+            ),
+        ]
+    return ratio_section(p, folder, title, "cpu_vs_gpu", "CPU time / GPU time (speedup)", "The GPU is faster by")
+
+
+def backend(df: pd.DataFrame, folder: Path) -> Blocks:
+    title = "Backend: cuDNN/oneDNN vs native kernels"
+    p = pairs(df, "backend", "native", "default")
+    if p.empty:
+        return [
+            Heading(title),
+            Paragraph(missing_note("default and native backends on the same cases", "--backend default,native")),
+        ]
+    return ratio_section(p, folder, title, "backend", "native time / default time", "Native kernels take")
+
+
+def efficiency(df: pd.DataFrame, folder: Path) -> Blocks:
+    """Achieved GFLOP/s per case against the measured peak of its device and dtype."""
+    title = "Efficiency against the measured peak"
+    rows = ok_rows(df).dropna(subset=["gflop_per_s", "peak_gflop_per_s"])
+    if rows.empty:
+        return [Heading(title), Paragraph("No rows with GFLOP/s and a measured peak.")]
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    markers = {"inference": "o", "training": "^"}
+    for (machine, model, mode), g in rows.groupby(["machine", "model", "mode"]):
+        ax.scatter(
+            g["gflop"],
+            g["gflop_per_s"],
+            s=12,
+            marker=markers.get(mode, "o"),
+            label=f"{model} {mode} · {machine}",
+        )
+    for (machine, dtype), g in rows.groupby(["machine", "dtype"]):
+        peak = g["peak_gflop_per_s"].median()
+        ax.axhline(peak, ls="--", lw=0.8, color="k")
+        ax.annotate(
+            f"peak {machine} {dtype}: {peak:.0f} GFLOP/s",
+            (rows["gflop"].min(), peak),
+            fontsize=7,
+            va="bottom",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("useful work per step (GFLOP)")
+    ax.set_ylabel("achieved GFLOP/s")
+    ax.legend(fontsize=6, loc="lower right")
+    file = save(fig, folder, "efficiency")
+    best = rows.loc[rows["efficiency"].idxmax()]
+    sentence = (
+        f"Median efficiency {rows['efficiency'].median():.1%} of the measured matmul peak; best "
+        f"{best['efficiency']:.1%} ({short_label(best)} on {best['machine']}). Small batches leave most of the "
+        f"machine idle: each step is a chain of small matrix products."
+    )
+    return [Heading(title), Paragraph(sentence), Image(file, title)]
+
+
+def training_split(df: pd.DataFrame, folder: Path, limit: int = 24) -> Blocks:
+    title = "Training: forward vs backward"
+    rows = ok_rows(df)
+    rows = rows[(rows["mode"] == "training") & rows["fwd_median_ms"].notna()]
+    if rows.empty:
+        return [Heading(title), Paragraph(missing_note("training rows", "--mode inference,training"))]
+    rows = rows.sort_values("median_ms").tail(limit)
+    labels = [f"{short_label(r)} · {r['machine']}" for _, r in rows.iterrows()]
+    fig, axes = new_figure(height=max(2.5, 0.22 * len(rows) + 0.8))
+    ax = axes[0][0]
+    y = np.arange(len(rows))
+    ax.barh(y, rows["fwd_median_ms"], label="forward")
+    ax.barh(y, rows["bwd_median_ms"], left=rows["fwd_median_ms"], label="backward")
+    ax.set_yticks(y, labels, fontsize=6)
+    ax.set_xscale("log")
+    ax.set_xlabel("median time per step (ms)")
+    ax.legend()
+    file = save(fig, folder, "training_split")
+    share = rows["bwd_median_ms"] / (rows["fwd_median_ms"] + rows["bwd_median_ms"])
+    worst = rows.loc[share.idxmax()]
+    sentence = (
+        f"Backward is {share.median():.0%} of a training step (median over {len(rows)} slowest cases), "
+        f"up to {share.max():.0%} for {short_label(worst)}."
+    )
+    return [Heading(title), Paragraph(sentence), Image(file, title)]

@@ -1,0 +1,170 @@
+"""Report sections on how time scales: sizes, packing, depth and direction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import FormatStrFormatter, NullLocator, ScalarFormatter
+
+from bench.report.document import Heading, Image, Paragraph
+from bench.report.plotting import new_figure, save
+from bench.report.slices import missing_note, ok_rows, pairs, typical
+
+Blocks = list
+
+
+def _series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One line per model and machine."""
+    return [(f"{m} · {mach}", g) for (m, mach), g in df.groupby(["model", "machine"], sort=True)]
+
+
+def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
+    """Latency and tokens/s against ``x`` (batch_size or seq_len), a line per ``line`` value."""
+    title = f"Latency and throughput against {x.replace('_', ' ')}"
+    rows = typical(df, vary=[x, line])
+    if rows[x].nunique() < 2:
+        flag = "--" + x.replace("_", "-")
+        return [Heading(title), Paragraph(missing_note(f"two or more {x} values", f"{flag} 1,8,32,128"))]
+    fig, axes = new_figure(ncols=2)
+    lat, thr = axes[0]
+    # Colour says the `line` value, line style the model and machine.
+    colours = {v: f"C{i % 10}" for i, v in enumerate(sorted(rows[line].unique()))}
+    styles = ["-", "--", ":", "-."]
+    for k, (label, g) in enumerate(_series(rows)):
+        for value, h in g.groupby(line):
+            h = h.sort_values(x)
+            kw = dict(color=colours[value], ls=styles[k % 4], marker="o", ms=3)
+            name = f"{label}, {line.replace('_', ' ')} {value}"
+            yerr = [h["median_ms"] - h["ci_low_ms"], h["ci_high_ms"] - h["median_ms"]]
+            lat.errorbar(h[x], h["median_ms"], yerr=yerr, capsize=2, label=name, **kw)
+            thr.plot(h[x], h["tokens_per_s"], label=name, **kw)
+    for ax, ylabel in ((lat, "median latency (ms, 95% CI)"), (thr, "throughput (valid tokens/s)")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sorted(rows[x].unique()))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(ylabel)
+    thr.legend(fontsize=6, ncols=1, loc="best")
+    file = save(fig, folder, f"scaling_{x}")
+    best = rows.loc[rows["tokens_per_s"].idxmax()]
+    sentence = (
+        f"Highest throughput: {best['tokens_per_s']:.3g} tokens/s for {best['model']} on {best['machine']} "
+        f"at batch {best['batch_size']}, length {best['seq_len']} ({best['median_ms']:.3g} ms a step); "
+        f"fixed axes: {fixed_axes(rows, [x, line])}."
+    )
+    return [Heading(title), Paragraph(sentence), Image(file, title)]
+
+
+def fixed_axes(rows: pd.DataFrame, vary: list[str]) -> str:
+    keys = ["mode", "num_layers", "bidirectional", "packed", "dtype", "backend", "hidden_size"]
+    first = rows.iloc[0]
+    return ", ".join(f"{k}={first[k]}" for k in keys if k not in vary)
+
+
+def packing(df: pd.DataFrame, folder: Path) -> Blocks:
+    """Packed/padded time ratio over batch x length, with the padding behind it."""
+    title = "Packed vs padded"
+    p = pairs(typical(df, vary=["batch_size", "seq_len", "packed"]), "packed", True, False)
+    if p.empty:
+        return [
+            Heading(title),
+            Paragraph(missing_note("packed and padded runs of the same cases", "--packed true,false")),
+        ]
+    p["ratio"] = p["median_ms_a"] / p["median_ms_b"]
+    groups = list(p.groupby(["model", "machine"], sort=True))
+    fig, axes = new_figure(ncols=len(groups), height=3.2)
+    norm = LogNorm(vmin=min(p["ratio"].min(), 0.9), vmax=max(p["ratio"].max(), 1.1))
+    for ax, ((model, machine), g) in zip(axes[0], groups, strict=True):
+        grid = g.pivot_table(index="seq_len", columns="batch_size", values="ratio")
+        pad = g.pivot_table(index="seq_len", columns="batch_size", values="padding_fraction_b")
+        im = ax.imshow(grid.values, origin="lower", cmap="RdBu_r", norm=norm, aspect="auto")
+        for (i, j), v in np.ndenumerate(grid.values):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.2f}×\npad {pad.values[i, j]:.0%}", ha="center", va="center", fontsize=6)
+        ax.set_xticks(range(grid.shape[1]), grid.columns)
+        ax.set_yticks(range(grid.shape[0]), grid.index)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("sequence length")
+        ax.set_title(f"{model} · {machine}", fontsize=8)
+        ax.grid(False)
+    bar = fig.colorbar(im, ax=axes[0].tolist(), label="packed time / padded time")
+    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+    bar.ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    file = save(fig, folder, "packing")
+    worst, best = p.loc[p["ratio"].idxmax()], p.loc[p["ratio"].idxmin()]
+    sentence = (
+        f"Packing costs up to {worst['ratio']:.2f}× the padded time ({worst['model']}, batch {worst['batch_size']}, "
+        f"length {worst['seq_len']}) and at best takes {best['ratio']:.2f}× ({best['model']}, batch "
+        f"{best['batch_size']}, length {best['seq_len']}, {best['padding_fraction_b']:.0%} padding). "
+        f"Red: packing is slower; blue: packing pays."
+    )
+    return [Heading(title), Paragraph(sentence), Image(file, title), *drift(df)]
+
+
+def drift(df: pd.DataFrame) -> Blocks:
+    """How far padded outputs stray from packed ones, from the run's max_abs_err column."""
+    rows = ok_rows(df)
+    rows = rows[~rows["packed"] & rows["max_abs_err"].notna()]
+    if rows.empty:
+        return [Paragraph("No padded rows with max_abs_err: the drift of padded results is not shown.")]
+    table = rows.groupby(["model", "num_layers", "bidirectional"])["max_abs_err"].max().reset_index()
+    parts = [
+        f"{r.model} {r.num_layers}×{'bi' if r.bidirectional else 'uni'}: {r.max_abs_err:.2g}"
+        for r in table.itertuples()
+    ]
+    return [
+        Paragraph(
+            "Padded results against packed ones (largest |difference| of outputs at valid positions, recorded by "
+            "the run in max_abs_err from the models' own outputs with the same weights and inputs): "
+            + "; ".join(parts)
+            + ". One unidirectional layer stays exact; a reverse direction or a second layer "
+            "reads the padding and drifts."
+        )
+    ]
+
+
+STRUCTURES = [(1, False), (1, True), (2, False), (2, True)]
+
+
+def depth_direction(df: pd.DataFrame, folder: Path) -> Blocks:
+    """Time of 2 layers / bidirectional relative to 1 layer unidirectional."""
+    title = "Cost of depth and direction"
+    rows = typical(df, vary=["num_layers", "bidirectional", "mode"])
+    if rows["num_layers"].nunique() < 2 and rows["bidirectional"].nunique() < 2:
+        return [
+            Heading(title),
+            Paragraph(
+                missing_note("more than one layer count or direction", "--num-layers 1,2 --bidirectional false,true")
+            ),
+        ]
+    keys = ["model", "machine", "mode"]
+    base = rows[(rows["num_layers"] == 1) & ~rows["bidirectional"]].set_index(keys)["median_ms"]
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    groups = [k for k in rows.groupby(keys).groups if k in base.index]
+    width = 0.8 / max(len(groups), 1)
+    findings = []
+    for gi, key in enumerate(groups):
+        g = rows.set_index(keys).loc[[key]]
+        rel = []
+        for layers, bi in STRUCTURES:
+            hit = g[(g["num_layers"] == layers) & (g["bidirectional"] == bi)]["median_ms"]
+            rel.append(hit.iloc[0] / base[key] if len(hit) else np.nan)
+        ax.bar(np.arange(len(STRUCTURES)) + gi * width, rel, width, label=" · ".join(map(str, key)))
+        if not np.isnan(rel[-1]):
+            findings.append(f"{key[0]} {key[2]}: {rel[-1]:.2f}×")
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_xticks(
+        np.arange(len(STRUCTURES)) + width * (len(groups) - 1) / 2,
+        [f"{n} layer{'s' if n > 1 else ''}, {'bi' if b else 'uni'}" for n, b in STRUCTURES],
+    )
+    ax.set_ylabel("time / (1 layer, unidirectional)")
+    ax.legend(fontsize=6)
+    file = save(fig, folder, "depth_direction")
+    sentence = f"Two bidirectional layers against one unidirectional layer: {', '.join(findings) or 'n/a'}."
+    return [Heading(title), Paragraph(sentence), Image(file, title)]

@@ -1,0 +1,92 @@
+"""Report tables: every case, the noisy and failed ones, and the environment."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench.report.document import Heading, Paragraph, Table
+
+Blocks = list
+
+
+def _num(value: float, fmt: str) -> str:
+    return "" if pd.isna(value) else format(value, fmt)
+
+
+def summary(df: pd.DataFrame) -> Blocks:
+    header = [
+        "case_id",
+        "machine",
+        "status",
+        "median_ms",
+        "95% CI ms",
+        "tokens/s",
+        "efficiency",
+        "max_abs_err",
+        "note",
+    ]
+    rows = []
+    for _, r in df.sort_values(["machine", "case_id"]).iterrows():
+        ci = f"{r['ci_low_ms']:.4g}–{r['ci_high_ms']:.4g}" if r["status"] == "ok" else ""
+        rows.append(
+            [
+                r["case_id"],
+                r["machine"],
+                r["status"],
+                _num(r["median_ms"], ".4g"),
+                ci,
+                _num(r["tokens_per_s"], ".3g"),
+                _num(r["efficiency"], ".1%"),
+                _num(r["max_abs_err"], ".2g"),
+                r["note"] or r["error"],
+            ]
+        )
+    return [Heading("Every case"), Table(header, rows, sortable=True)]
+
+
+def problems(df: pd.DataFrame) -> Blocks:
+    blocks: Blocks = [Heading("Noisy and failed cases")]
+    noisy = df[(df["status"] == "ok") & (df["note"] != "")]
+    failed = df[df["status"] != "ok"]
+    if noisy.empty and failed.empty:
+        return [*blocks, Paragraph("Every case reached its precision target; none failed.")]
+    if not noisy.empty:
+        blocks.append(Paragraph(f"{len(noisy)} case(s) did not reach the CI target within their time budget:"))
+        blocks.append(Table(["case_id", "machine", "note"], noisy[["case_id", "machine", "note"]].values.tolist()))
+    if not failed.empty:
+        blocks.append(Paragraph(f"{len(failed)} case(s) failed:"))
+        blocks.append(
+            Table(
+                ["case_id", "machine", "status", "error"],
+                failed[["case_id", "machine", "status", "error"]].values.tolist(),
+            )
+        )
+    return blocks
+
+
+ENV_COLUMNS = [
+    "machine",
+    "source",
+    "run_id",
+    "host",
+    "cpu_model",
+    "gpu_name",
+    "torch_version",
+    "cuda_version",
+    "cudnn_version",
+    "git_commit",
+    "threads",
+]
+
+
+def environment(df: pd.DataFrame) -> Blocks:
+    cols = [c for c in ENV_COLUMNS if c in df.columns]
+    env = (
+        df.groupby(["machine", "source"], sort=True)
+        .agg({c: (lambda s: ", ".join(sorted({str(v) for v in s}))) for c in cols if c not in ("machine", "source")})
+        .reset_index()
+    )
+    dates = df.groupby(["machine", "source"])["timestamp"].agg(["min", "max"]).reset_index()
+    env = env.merge(dates, on=["machine", "source"])
+    header = [*cols, "first row", "last row"]
+    return [Heading("Environment"), Table(header, env[[*cols, "min", "max"]].astype(str).values.tolist())]

@@ -1,0 +1,61 @@
+"""Pick comparable rows out of a mixed results frame.
+
+A plot varies a few axes and must hold every other axis fixed; ``typical``
+fixes each of those at its most common value among the ok rows, so a plot reads
+the biggest consistent slice of whatever sweep was run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from bench.spec import AXES
+
+# Axes that tell series apart in every plot rather than being fixed.
+SERIES = ("model", "device", "machine")
+AXIS_NAMES = [a.name for a in AXES]
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"]
+
+
+def typical(df: pd.DataFrame, vary: Sequence[str], keep: Sequence[str] = SERIES) -> pd.DataFrame:
+    """Ok rows where every axis not in ``vary``/``keep`` has its most common value."""
+    rows = ok_rows(df)
+    for axis in AXIS_NAMES:
+        if axis in vary or axis in keep or rows.empty:
+            continue
+        rows = rows[rows[axis] == rows[axis].mode().iloc[0]]
+    return rows
+
+
+def pairs(df: pd.DataFrame, axis: str, a: object, b: object, ignore: Sequence[str] = ()) -> pd.DataFrame:
+    """Ok rows with ``axis == a`` joined to those with ``axis == b``, all else equal.
+
+    Columns of the two sides get suffixes ``_a`` and ``_b``; ``ignore`` lists
+    axes that may differ too (e.g. ``threads`` between a CPU and a GPU machine).
+    """
+    rows = ok_rows(df)
+    on = [c for c in AXIS_NAMES if c not in (axis, *ignore)]
+    if axis != "device":
+        on.append("machine")
+    left = rows[rows[axis] == a]
+    right = rows[rows[axis] == b]
+    return left.merge(right, on=on, suffixes=("_a", "_b"))
+
+
+def short_label(row: pd.Series) -> str:
+    """A compact case name for axis labels: ``lstm b32 L64 2×bi packed train``."""
+    parts = [row["model"], f"b{row['batch_size']}", f"L{row['seq_len']}"]
+    parts.append(f"{row['num_layers']}×{'bi' if row['bidirectional'] else 'uni'}")
+    parts.append("packed" if row["packed"] else "padded")
+    if row["mode"] == "training":
+        parts.append("train")
+    return " ".join(str(p) for p in parts)
+
+
+def missing_note(what: str, how: str) -> str:
+    return f"Not shown: the data lacks {what}. To get it, run e.g. `python -m bench run {how}`."

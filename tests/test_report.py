@@ -1,0 +1,145 @@
+"""Reports from real tiny runs and from doctored CSVs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from tests.conftest import TINY_SPEC
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A real run: both models, packed/padded, two batch sizes, inference/training."""
+    folder = tmp_path_factory.mktemp("run")
+    spec = folder / "tiny.toml"
+    spec.write_text(TINY_SPEC.replace("batch_size = [3]", "batch_size = [2, 4]"))
+    out = folder / "run.csv"
+    assert (
+        main(
+            [
+                "run",
+                "--spec",
+                str(spec),
+                "--out",
+                str(out),
+                "--num-layers",
+                "1,2",
+                "--bidirectional",
+                "false,true",
+                "--mode",
+                "inference",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def report(csvs: list[Path], out: Path) -> tuple[str, str]:
+    assert main(["report", *map(str, csvs), "--out", str(out)]) == 0
+    return (out / "report.md").read_text(), (out / "report.html").read_text()
+
+
+def test_report_files_exist_and_are_valid(tiny_run, tmp_path):
+    md, page = report([tiny_run], tmp_path / "rep")
+    pngs = sorted((tmp_path / "rep").glob("*.png"))
+    assert {p.stem for p in pngs} >= {
+        "scaling_batch_size",
+        "packing",
+        "depth_direction",
+        "lstm_vs_gru",
+        "efficiency",
+    }
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.image.imread(png).ndim == 3
+    # Markdown image links resolve; every PNG is used.
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert links and all((tmp_path / "rep" / link).is_file() for link in links)
+    assert set(links) == {p.name for p in pngs}
+    # HTML is self-contained: images inline, no external scripts, styles or links.
+    assert page.count("data:image/png;base64,") == len(pngs)
+    assert not re.search(r"(src|href)\s*=\s*['\"](?!data:)", page)
+    assert "<link" not in page and "@import" not in page and "url(" not in page
+    assert "Packed vs padded" in md and "Every case" in md and "Environment" in md
+    assert "drift" in md  # the padded-vs-packed drift sentence from max_abs_err
+
+
+def test_missing_axis_gives_a_note_not_a_figure(tiny_run, tmp_path):
+    df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
+    one_size = tmp_path / "one.csv"
+    df[df["batch_size"] == "2"].to_csv(one_size, index=False)
+    md, _ = report([one_size], tmp_path / "rep")
+    assert "Not shown: the data lacks two or more batch_size values" in md.replace("\\_", "_")
+    assert not (tmp_path / "rep" / "scaling_batch_size.png").exists()
+    assert "CPU vs GPU" in md and "--device cpu,cuda" in md
+
+
+def test_csv_strings_are_escaped(tiny_run, tmp_path):
+    df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
+    df.loc[0, "case_id"] = "<script>alert(1)</script>"
+    df.loc[1, "status"] = "error"
+    df.loc[1, "error"] = "<img src=x onerror=alert(2)> | [link](http://evil)"
+    df.loc[2, "host"] = "<b>host</b>"
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    md, page = report([bad], tmp_path / "rep")
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "<b>host" not in page
+    assert "<script>" not in md and "<img" not in md
+    assert "[link](http://evil)" not in md and "\\[link\\]" in md  # escaped: no live link
+
+
+def test_two_machines_merge_into_one_report(tiny_run, tmp_path):
+    df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
+    other = tmp_path / "other.csv"
+    df.assign(host="second-box").to_csv(other, index=False)
+    md, _ = report([tiny_run, other], tmp_path / "rep")
+    assert "second-box" in md
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("", "empty file"),
+        ("a,b\n1,2\n", "not a results CSV"),
+        ("SCHEMA", "schema_version '99'"),
+        ("DUP", "duplicate case_id"),
+        ("TYPE", "non-integer"),
+    ],
+)
+def test_bad_input_exits_2(tiny_run, tmp_path, capsys, content, message):
+    path = tmp_path / "in.csv"
+    if content == "SCHEMA":
+        pd.read_csv(tiny_run, dtype=str).assign(schema_version="99").to_csv(path, index=False)
+    elif content == "DUP":
+        df = pd.read_csv(tiny_run, dtype=str)
+        pd.concat([df, df.head(1)]).to_csv(path, index=False)
+    elif content == "TYPE":
+        pd.read_csv(tiny_run, dtype=str).assign(batch_size="big").to_csv(path, index=False)
+    elif content is not None:
+        path.write_text(content)
+    assert main(["report", str(path), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_report_needs_no_torch(tiny_run, tmp_path):
+    code = (
+        "import sys; from bench.cli import main; "
+        f"rc = main(['report', {str(tiny_run)!r}, '--out', {str(tmp_path / 'rep')!r}]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent
+    )
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,127 @@
+"""Spec loading, overrides, grid expansion and case ids."""
+
+import pytest
+
+from bench.errors import UsageError
+from bench.spec import AXES, Case, expand, load_spec, preset_names, spec_from_toml, with_overrides
+
+
+def test_presets_load_and_expand():
+    assert {"quick", "default", "full", "ci"} <= set(preset_names())
+    for name in preset_names():
+        cases = expand(load_spec(name), cuda_available=False, default_threads=2)
+        assert cases, name
+        assert len({c.case_id for c in cases}) == len(cases), f"{name}: duplicate case ids"
+
+
+def test_quick_preset_covers_every_mission_axis_twice():
+    cases = expand(load_spec("quick"), cuda_available=False, default_threads=2)
+    for axis in ("model", "batch_size", "seq_len", "num_layers", "bidirectional", "packed"):
+        assert len({getattr(c, axis) for c in cases}) >= 2, axis
+
+
+def test_default_preset_shape():
+    cases = expand(load_spec("default"), cuda_available=False, default_threads=2)
+    assert len({c.batch_size for c in cases}) >= 4
+    assert len({c.seq_len for c in cases}) >= 4
+    assert {c.mode for c in cases} == {"inference", "training"}
+    assert {c.packed for c in cases} == {True, False}
+    assert {c.bidirectional for c in cases} == {True, False}
+    assert {c.model for c in cases} == {"lstm", "gru"}
+
+
+def test_grid_is_the_cartesian_product():
+    spec = with_overrides(load_spec(), {"batch_size": "1,2,3", "packed": "true,false", "device": "cpu"})
+    cases = expand(spec, cuda_available=False, default_threads=2)
+    assert len(cases) == 3 * 2 * 2  # x the default two models
+    assert [c.batch_size for c in cases[:6]] == [1, 1, 2, 2, 3, 3]
+
+
+def test_case_id_is_stable_and_readable():
+    case = Case(
+        "lstm",
+        "cpu",
+        "float32",
+        "inference",
+        32,
+        64,
+        2,
+        True,
+        True,
+        "uniform:16",
+        256,
+        512,
+        100,
+        "default",
+        2,
+    )
+    assert case.case_id == "lstm-cpu-float32-inference-b32-l64-n2-bi-packed-uniform@16-e256-h512-v100-default-t2"
+    again = Case(**case.axes())
+    assert again.case_id == case.case_id and hash(again) == hash(case)
+
+
+def test_device_auto_and_threads_auto():
+    cases = expand(load_spec(), cuda_available=True, default_threads=7)
+    assert {c.device for c in cases} == {"cpu", "cuda"}
+    assert {c.threads for c in cases} == {7}
+    assert {c.device for c in expand(load_spec(), cuda_available=False, default_threads=1)} == {"cpu"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model": "lstm,rnn"}, "'rnn' is not allowed"),
+        ({"batch_size": "0"}, "out of range"),
+        ({"batch_size": "-4"}, "out of range"),
+        ({"seq_len": "2.5"}, "not an integer"),
+        ({"seq_len": "99999999999"}, "out of range"),
+        ({"vocab_size": "1"}, "out of range"),
+        ({"bidirectional": "maybe"}, "not a boolean"),
+        ({"dtype": "float64"}, "not allowed"),
+        ({"device": "tpu"}, "not allowed"),
+        ({"batch_size": ""}, "not an integer"),
+    ],
+)
+def test_bad_overrides_name_flag_and_value(overrides, message):
+    with pytest.raises(UsageError, match=message) as info:
+        with_overrides(load_spec(), overrides)
+    flag = "--" + next(iter(overrides)).replace("_", "-")
+    assert flag in str(info.value)
+
+
+def test_cuda_without_cuda_is_refused():
+    spec = with_overrides(load_spec(), {"device": "cuda"})
+    with pytest.raises(UsageError, match="cuda"):
+        expand(spec, cuda_available=False, default_threads=2)
+
+
+def test_lengths_longer_than_sequence_refused():
+    spec = with_overrides(load_spec(), {"seq_len": "8", "lengths": "uniform:9"})
+    with pytest.raises(UsageError, match="exceeds"):
+        expand(spec, cuda_available=False, default_threads=2)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[axes\n", "not valid TOML"),
+        ("[axes]\nhidden = [3]\n", "unknown axis 'hidden'"),
+        ("[axes]\nbatch_size = ['x']\n", "not an integer"),
+        ("[axes]\nbatch_size = [true]\n", "not an integer"),
+        ("[timer]\nbudget_s = 'long'\n", "not a number"),
+        ("[timer]\nmin_samples = 2\n", "too few"),
+        ("[timer]\nbogus = 1\n", "unknown key"),
+        ("[extra]\n", "unknown table"),
+        ("axes = 3\n", "must be a table"),
+        ("grid = 3\n", "array of tables"),
+        ("[[grid]]\nwidth = [3]\n", "unknown axis"),
+    ],
+)
+def test_bad_spec_files(text, message):
+    with pytest.raises(UsageError, match=message):
+        spec_from_toml(text, "t.toml")
+
+
+def test_axis_defaults_are_valid():
+    for axis in AXES:
+        assert axis.default, axis.name
