@@ -38,7 +38,7 @@ def lstm_vs_gru(df: pd.DataFrame, folder: Path) -> Blocks:
     p = pairs(df, "model", "gru", "lstm")
     if p.empty:
         return [Heading(title), Paragraph(missing_note("both models on the same cases", "--model lstm,gru"))]
-    return ratio_section(p, folder, title, "lstm_vs_gru", "GRU time / LSTM time", "GRU takes of LSTM's time")
+    return ratio_section(p, folder, title, "lstm_vs_gru", "GRU time / LSTM time", "GRU time / LSTM time")
 
 
 def cpu_vs_gpu(df: pd.DataFrame, folder: Path) -> Blocks:
@@ -55,7 +55,9 @@ def cpu_vs_gpu(df: pd.DataFrame, folder: Path) -> Blocks:
                 )
             ),
         ]
-    return ratio_section(p, folder, title, "cpu_vs_gpu", "CPU time / GPU time (speedup)", "The GPU is faster by")
+    return ratio_section(
+        p, folder, title, "cpu_vs_gpu", "CPU time / GPU time (speedup)", "CPU time / GPU time (GPU speedup)"
+    )
 
 
 def backend(df: pd.DataFrame, folder: Path) -> Blocks:
@@ -66,7 +68,9 @@ def backend(df: pd.DataFrame, folder: Path) -> Blocks:
             Heading(title),
             Paragraph(missing_note("default and native backends on the same cases", "--backend default,native")),
         ]
-    return ratio_section(p, folder, title, "backend", "native time / default time", "Native kernels take")
+    return ratio_section(
+        p, folder, title, "backend", "native time / default time", "Native time / default (cuDNN/oneDNN) time"
+    )
 
 
 def efficiency(df: pd.DataFrame, folder: Path) -> Blocks:
@@ -124,8 +128,7 @@ def training_split(df: pd.DataFrame, folder: Path, limit: int = 24) -> Blocks:
     ax.barh(y, rows["fwd_median_ms"], label="forward")
     ax.barh(y, rows["bwd_median_ms"], left=rows["fwd_median_ms"], label="backward")
     ax.set_yticks(y, labels, fontsize=6)
-    ax.set_xscale("log")
-    ax.set_xlabel("median time per step (ms)")
+    ax.set_xlabel("median time per step (ms); stacked, so a linear axis")
     ax.legend()
     file = save(fig, folder, "training_split")
     share = rows["bwd_median_ms"] / (rows["fwd_median_ms"] + rows["bwd_median_ms"])

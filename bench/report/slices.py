@@ -58,4 +58,7 @@ def short_label(row: pd.Series) -> str:
 
 
 def missing_note(what: str, how: str) -> str:
-    return f"Not shown: the data lacks {what}. To get it, run e.g. `python -m bench run {how}`."
+    return (
+        f"Not shown: the data lacks {what}. To get it, add `{how}` to `python -m bench run` "
+        "(or merge CSVs that have it)."
+    )
