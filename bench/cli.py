@@ -46,6 +46,14 @@ def build_parser() -> Parser:
     r = sub.add_parser("report", help="plots and a Markdown + HTML report from result CSVs")
     r.add_argument("csv", nargs="+", type=Path, help="results CSV files")
     r.add_argument("--out", type=Path, help="output folder (default: reports/<first CSV's name>/)")
+    c = sub.add_parser("compare", help="regression verdicts between two runs")
+    c.add_argument("baseline", type=Path, help="baseline results CSV")
+    c.add_argument("current", type=Path, help="current results CSV")
+    c.add_argument("--threshold", default="5%", help="slowdown that counts, e.g. 5%% (default) or 0.1")
+    c.add_argument("--alpha", type=float, default=0.01, help="Mann–Whitney U significance level (0.01)")
+    c.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a case regressed")
+    c.add_argument("--allow-env-change", action="store_true", help="compare runs from different environments")
+    c.add_argument("--out", type=Path, help="output folder (default: reports/compare/<base>--<current>/)")
     sub.add_parser("env", help="print the environment and the measured device peaks")
     v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -71,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             md, page = build_report(args.csv, args.out or Path("reports") / args.csv[0].stem)
             print(f"report: {page}\nreport: {md}")
             return EXIT_OK
+        if args.command == "compare":
+            from bench.commands.compare import cmd_compare
+
+            return cmd_compare(args)
         if args.command == "env":
             from bench.commands.env import cmd_env
 

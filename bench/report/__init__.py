@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
 from bench.report.document import Document, Paragraph, to_html, to_markdown
 from bench.report.load import load_many
+from bench.results import write_text_atomic
 
 
 def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
@@ -43,12 +43,6 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     doc.add(*tables.summary(df))
     doc.add(*tables.environment(df))
     md, page = out_dir / "report.md", out_dir / "report.html"
-    _write_atomic(md, to_markdown(doc))
-    _write_atomic(page, to_html(doc, out_dir))
+    write_text_atomic(md, to_markdown(doc))
+    write_text_atomic(page, to_html(doc, out_dir))
     return md, page
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

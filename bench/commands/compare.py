@@ -1,0 +1,124 @@
+"""``bench compare``: terminal table, Markdown summary, CSV and ratio plot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.compare import VERDICTS, CompareConfig, compare_runs, parse_threshold
+from bench.errors import UsageError
+from bench.report.document import Document, Image, Paragraph, Table, to_markdown
+from bench.report.plotting import new_figure, save
+from bench.results import write_text_atomic
+
+COLOURS = {"regression": "tab:red", "improvement": "tab:green", "unchanged": "tab:gray"}
+
+
+def ratio_plot(result: pd.DataFrame, threshold: float, folder: Path) -> str | None:
+    rows = result.dropna(subset=["ratio"]).sort_values("ratio")
+    if rows.empty:
+        return None
+    fig, axes = new_figure(height=max(2.5, 0.2 * len(rows) + 1))
+    ax = axes[0][0]
+    y = np.arange(len(rows))
+    err = [rows["ratio"] - rows["ratio_ci_low"], rows["ratio_ci_high"] - rows["ratio"]]
+    for verdict, colour in COLOURS.items():
+        hit = (rows["verdict"] == verdict).to_numpy()
+        if hit.any():
+            ax.errorbar(
+                rows["ratio"][hit],
+                y[hit],
+                xerr=[e[hit] for e in err],
+                fmt="o",
+                ms=3,
+                color=colour,
+                capsize=2,
+                label=verdict,
+            )
+    for x in (1 - threshold, 1, 1 + threshold):
+        ax.axvline(x, color="k", lw=0.8 if x == 1 else 0.5, ls="-" if x == 1 else "--")
+    ax.set_yticks(y, rows["case_id"], fontsize=5)
+    ax.set_xlabel("current median / baseline median (95% bootstrap CI)")
+    ax.legend()
+    return save(fig, folder, "compare")
+
+
+def markdown(result: pd.DataFrame, changes: list[str], args: argparse.Namespace, plot: str | None) -> str:
+    counts = result["verdict"].value_counts()
+    doc = Document(f"rnnbench compare: {args.baseline.name} -> {args.current.name}")
+    doc.add(
+        Paragraph(
+            ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + f" (threshold {args.threshold}, "
+            f"Mann–Whitney U at alpha {args.alpha}, bootstrap 95% CI of the median ratio)."
+        )
+    )
+    if changes:
+        doc.add(Paragraph("WARNING: the runs come from different environments: " + "; ".join(changes)))
+    order = {v: i for i, v in enumerate(("regression", "failed", "missing", "improvement", "unchanged"))}
+    shown = result.assign(o=result["verdict"].map(order)).sort_values(["o", "case_id"])
+    table = [
+        [
+            r.case_id,
+            f"{r.baseline_ms:.4g}",
+            f"{r.current_ms:.4g}",
+            "" if pd.isna(r.ratio) else f"{r.ratio:.3f} ({r.ratio_ci_low:.3f}-{r.ratio_ci_high:.3f})",
+            r.verdict,
+            r.why,
+        ]
+        for r in shown.itertuples()
+    ]
+    doc.add(Table(["case", "baseline ms", "current ms", "ratio (95% CI)", "verdict", "why"], table))
+    if plot:
+        doc.add(Image(plot, "ratio per case"))
+    return to_markdown(doc)
+
+
+def terminal_table(result: pd.DataFrame) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table as RichTable
+    except ImportError:  # plain text where rich is missing
+        print(result[["case_id", "baseline_ms", "current_ms", "ratio", "verdict"]].to_string(), file=sys.stderr)
+        return
+    table = RichTable("case", "baseline ms", "current ms", "ratio", "verdict")
+    style = {"regression": "bold red", "improvement": "green", "failed": "red", "missing": "yellow"}
+    for r in result.itertuples():
+        ratio = "" if pd.isna(r.ratio) else f"{r.ratio:.3f}"
+        table.add_row(
+            r.case_id, f"{r.baseline_ms:.4g}", f"{r.current_ms:.4g}", ratio, r.verdict, style=style.get(r.verdict, "")
+        )
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.width = 160
+    console.print(table)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    threshold = parse_threshold(args.threshold)
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha: {args.alpha} must be between 0 and 1")
+    result, changes = compare_runs(args.baseline, args.current, CompareConfig(threshold, args.alpha))
+    if "ratio" not in result:
+        result["ratio"] = np.nan
+    if changes:
+        for line in changes:
+            print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
+        if not args.allow_env_change:
+            raise UsageError(
+                "the runs come from different environments (see above); compare anyway with --allow-env-change"
+            )
+    out = args.out or Path("reports") / "compare" / f"{args.baseline.stem}--{args.current.stem}"
+    out.mkdir(parents=True, exist_ok=True)
+    plot = ratio_plot(result, threshold, out)
+    write_text_atomic(out / "compare.md", markdown(result, changes, args, plot))
+    write_text_atomic(out / "compare.csv", result.to_csv(index=False))
+    terminal_table(result)
+    counts = result["verdict"].value_counts()
+    print(", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS))
+    print(f"summary: {out / 'compare.md'}")
+    regressions = int(counts.get("regression", 0))
+    return 1 if regressions and args.fail_on_regression else 0

@@ -1,0 +1,130 @@
+"""Regression verdicts between two runs, decided on the raw samples.
+
+A case is a *regression* only when its median slowed down by more than the
+threshold **and** the slowdown is statistically significant: a two-sided
+Mann–Whitney U test on the raw per-step samples (scipy) at ``alpha``, and a
+bootstrap 95% CI of the median ratio (numpy) that lies wholly above 1. Both
+guards matter on shared CI machines: the threshold ignores real but tiny
+shifts, the test ignores big ratios that noise alone explains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from bench.errors import UsageError
+from bench.report.load import read_results
+from bench.results import run_paths
+
+# Differences in these mean the two runs measured different things.
+ENV_FIELDS = ("torch_version", "cuda_version", "cudnn_version", "cpu_model", "gpu_name")
+BOOTSTRAP_RESAMPLES = 2000
+VERDICTS = ("regression", "improvement", "unchanged", "missing", "failed")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    threshold: float = 0.05  # relative change that counts (5%)
+    alpha: float = 0.01  # Mann–Whitney significance level
+    seed: int = 0  # bootstrap resampling seed, for reproducible CIs
+
+
+def parse_threshold(text: str) -> float:
+    """``5%`` or ``0.05`` -> 0.05; anything else is a UsageError."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise UsageError(f"--threshold: {text!r} is not a percentage (e.g. 5% or 0.05)") from None
+    if not 0 < value < 1:
+        raise UsageError(f"--threshold: {text!r} must be between 0% and 100%")
+    return value
+
+
+def read_samples(csv_path: Path) -> dict[str, np.ndarray]:
+    """Per-case step times (ms): the sum of the phases for each sample index."""
+    path, _ = run_paths(csv_path)
+    if not path.is_file():
+        raise UsageError(f"{csv_path}: its raw samples {path.name} are missing (compare needs them)")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
+    if list(df.columns) != ["case_id", "phase", "index", "ms"]:
+        raise UsageError(f"{path}: not a samples CSV (want columns case_id, phase, index, ms)")
+    ms = pd.to_numeric(df["ms"], errors="coerce")
+    if ms.isna().any():
+        raise UsageError(f"{path}: column 'ms' holds a non-number")
+    totals = df.assign(ms=ms).groupby(["case_id", "index"])["ms"].sum()
+    return {case: g.to_numpy() for case, g in totals.groupby(level="case_id")}
+
+
+def environment_changes(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
+    """Fields that differ between the runs, per device, as readable lines."""
+    changes = []
+    for device in sorted(set(base["device"]) & set(cur["device"])):
+        b, c = base[base["device"] == device], cur[cur["device"] == device]
+        for field in ENV_FIELDS:
+            if field not in b or field not in c:
+                continue
+            bv, cv = sorted(set(b[field])), sorted(set(c[field]))
+            if bv != cv:
+                changes.append(f"{device} {field}: {', '.join(bv) or '-'} -> {', '.join(cv) or '-'}")
+    return changes
+
+
+def bootstrap_ratio_ci(base: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of median(cur) / median(base)."""
+    b = np.median(rng.choice(base, size=(BOOTSTRAP_RESAMPLES, base.size)), axis=1)
+    c = np.median(rng.choice(cur, size=(BOOTSTRAP_RESAMPLES, cur.size)), axis=1)
+    low, high = np.percentile(c / b, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def judge(base: np.ndarray, cur: np.ndarray, config: CompareConfig, rng: np.random.Generator) -> dict:
+    """Ratio, its CI, the test's p-value and the verdict for one case."""
+    ratio = float(np.median(cur) / np.median(base))
+    low, high = bootstrap_ratio_ci(base, cur, rng)
+    p = float(sps.mannwhitneyu(cur, base, alternative="two-sided").pvalue)
+    significant = p < config.alpha
+    if ratio > 1 + config.threshold and significant and low > 1:
+        verdict, why = "regression", f"{ratio:.2f}x slower (p={p:.2g})"
+    elif ratio < 1 - config.threshold and significant and high < 1:
+        verdict, why = "improvement", f"{1 / ratio:.2f}x faster (p={p:.2g})"
+    elif abs(ratio - 1) > config.threshold:
+        verdict, why = "unchanged", f"{ratio:.2f}x is not significant (p={p:.2g}, CI {low:.2f}-{high:.2f})"
+    else:
+        verdict, why = "unchanged", f"within the {config.threshold:.0%} threshold"
+    return {"ratio": ratio, "ratio_ci_low": low, "ratio_ci_high": high, "p_value": p, "verdict": verdict, "why": why}
+
+
+def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[pd.DataFrame, list[str]]:
+    """One row per case of either run with medians, ratio, CI, p-value and verdict."""
+    base, cur = read_results(baseline), read_results(current)
+    changes = environment_changes(base, cur)
+    base_samples, cur_samples = read_samples(baseline), read_samples(current)
+    rng = np.random.default_rng(config.seed)
+    b, c = base.set_index("case_id"), cur.set_index("case_id")
+    rows = []
+    for case_id in list(b.index) + [i for i in c.index if i not in b.index]:
+        row = {"case_id": case_id, "baseline_ms": np.nan, "current_ms": np.nan}
+        if case_id not in c.index or case_id not in b.index:
+            where = "current" if case_id not in c.index else "baseline"
+            row.update(verdict="missing", why=f"not in the {where} run")
+        else:
+            bs, cs = b.loc[case_id, "status"], c.loc[case_id, "status"]
+            row.update(baseline_ms=b.loc[case_id, "median_ms"], current_ms=c.loc[case_id, "median_ms"])
+            if bs != "ok" or cs != "ok":
+                message = c.loc[case_id, "error"] if cs != "ok" else b.loc[case_id, "error"]
+                row.update(verdict="failed", why=f"status {bs} -> {cs}: {message}".strip(": "))
+            elif case_id not in base_samples or case_id not in cur_samples:
+                row.update(verdict="missing", why="no raw samples for this case")
+            else:
+                row.update(judge(base_samples[case_id], cur_samples[case_id], config, rng))
+        rows.append(row)
+    return pd.DataFrame(rows), changes
