@@ -76,7 +76,7 @@ class Measurement:
         return np.sum([np.asarray(v) for v in self.phases.values()], axis=0)
 
 
-def _time_cpu(phases: Sequence[Phase]) -> list[float]:
+def time_phases_cpu(phases: Sequence[Phase]) -> list[float]:
     out = []
     for _, fn in phases:
         t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def _time_cpu(phases: Sequence[Phase]) -> list[float]:
     return out
 
 
-def _time_cuda(phases: Sequence[Phase]) -> list[float]:
+def time_phases_cuda(phases: Sequence[Phase]) -> list[float]:
     import torch
 
     events = [torch.cuda.Event(enable_timing=True) for _ in range(len(phases) + 1)]
@@ -95,6 +95,11 @@ def _time_cuda(phases: Sequence[Phase]) -> list[float]:
         end.record()
     events[-1].synchronize()
     return [a.elapsed_time(b) for a, b in itertools.pairwise(events)]
+
+
+def time_phases(cuda: bool) -> Callable[[Sequence[Phase]], list[float]]:
+    """The function that times one run of the phases (ms each) on this device."""
+    return time_phases_cuda if cuda else time_phases_cpu
 
 
 def measure(
@@ -107,7 +112,7 @@ def measure(
 
     ``before_sample`` runs untimed before every run (e.g. clearing gradients).
     """
-    timed = _time_cuda if cuda else _time_cpu
+    timed = time_phases(cuda)
     if cuda:
         import torch
 
