@@ -84,3 +84,17 @@ def bench(session: nox.Session) -> None:
     # A run with failed cases (exit 1) still gets its report; bad input (exit 2) stops here.
     session.run("python", "-m", "bench", "run", *args, success_codes=[0, 1])
     session.run("python", "-m", "bench", "report", out, "--out", f"reports/{Path(out).stem}")
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def bench_ci(session: nox.Session) -> None:
+    """Regression gate: the CI suite against a baseline (`-- --against main` measures both, interleaved)."""
+    install(session, "bench")
+    session.run("python", "-m", "bench.ci", *session.posargs)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def baseline(session: nox.Session) -> None:
+    """Refresh results/baselines/ci-cpu.csv from the CI suite on this machine."""
+    install(session, "bench")
+    session.run("python", "-m", "bench.ci", "--refresh-baseline", *session.posargs)

@@ -2,18 +2,18 @@
 suite and compare, against a committed baseline or against a git ref.
 
 ``--against REF`` checks REF out in a temporary worktree and measures both
-trees in the same job, in alternating rounds (A B B A ...), as asv's
-``continuous`` does: a shared CI machine drifts by tens of percent over minutes,
-and interleaving makes that drift hit both sides alike. Each side's rounds are
-pooled (all raw samples) into one suite CSV before ``bench compare`` judges.
+trees in the same job, case by case in alternating short blocks (see
+``bench.interleave``), as asv's ``continuous`` does: a shared CI machine drifts
+by tens of percent over minutes, and interleaving makes that drift hit both
+sides alike. ``bench compare`` then tests the per-block-pair ratios. The
+pytest-benchmark suite also runs once on the current tree, for its JSON.
 
-Usage: ``python -m bench.ci [--against REF | --baseline CSV] [--rounds N] [--out DIR]``
+Usage: ``python -m bench.ci [--against REF | --baseline CSV] [--out DIR]``
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import subprocess
@@ -22,13 +22,12 @@ import tempfile
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.results import COLUMNS, SAMPLE_COLUMNS, AppendWriter, format_value, read_rows, run_paths
-from bench.stats import summarize
+from bench.interleave import side_by_side
+from bench.results import run_paths
+from bench.spec import expand, load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BASELINE = REPO / "results" / "baselines" / "ci-cpu.csv"
-# Columns that scale with 1/median when rounds are pooled (same work per step).
-RATE_COLUMNS = ("tokens_per_s", "gflop_per_s", "efficiency")
 
 
 def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
@@ -51,43 +50,6 @@ def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
     done = subprocess.run(cmd, cwd=tree, env=env)
     if done.returncode != 0:
         raise SystemExit(f"the CI suite failed in {tree} (exit {done.returncode})")
-
-
-def pool(parts: list[Path], out: Path) -> Path:
-    """Merge rounds of the same suite: all samples per case, statistics recomputed."""
-    rows: dict[str, dict[str, str]] = {}
-    samples: dict[str, dict[str, list[float]]] = {}
-    for part in parts:
-        for row in read_rows(part):
-            if row["case_id"] not in rows or row["status"] != "ok":
-                rows[row["case_id"]] = row  # a failure in any round fails the case
-        with run_paths(part)[0].open(newline="", encoding="utf-8") as f:
-            for s in csv.DictReader(f):
-                samples.setdefault(s["case_id"], {}).setdefault(s["phase"], []).append(float(s["ms"]))
-    writer, sample_writer = AppendWriter(out, COLUMNS), AppendWriter(run_paths(out)[0], SAMPLE_COLUMNS)
-    for case_id, row in rows.items():
-        phases = samples.get(case_id, {})
-        if row["status"] == "ok" and phases:
-            totals = [sum(v) for v in zip(*phases.values(), strict=True)]
-            s = summarize(totals)
-            scale = float(row["median_ms"]) / s.median_ms
-            row = row | {k: format_value(v) for k, v in vars(s).items()}
-            for col in RATE_COLUMNS:
-                if row.get(col):
-                    row[col] = format_value(float(row[col]) * scale)
-            for phase in ("fwd", "bwd"):
-                if row.get(f"{phase}_median_ms") and phase in phases:
-                    row[f"{phase}_median_ms"] = format_value(summarize(phases[phase]).median_ms)
-            row["note"] = f"pooled from {len(parts)} interleaved rounds"
-        writer.write(row)
-        sample_writer.write_many(
-            {"case_id": case_id, "phase": p, "index": i, "ms": ms}
-            for p, values in phases.items()
-            for i, ms in enumerate(values)
-        )
-    writer.close()
-    sample_writer.close()
-    return out
 
 
 def worktree(ref: str, where: Path) -> Path:
@@ -116,37 +78,56 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_ci", description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", help="git ref to measure side by side (e.g. main, origin/main, HEAD~1)")
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="committed baseline CSV")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per side with --against (3)")
+    parser.add_argument("--blocks", type=int, default=12, help="alternating blocks per case and side (12)")
+    parser.add_argument("--block-s", type=float, default=0.1, help="seconds per block (0.1)")
+    parser.add_argument(
+        "--wrap-current",
+        default="",
+        help="command prefix for the current side, to test the gate itself (e.g. 'taskset -c 0')",
+    )
     parser.add_argument("--preset", default="ci")
     parser.add_argument("--threshold", default="5%")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "ci")
+    parser.add_argument("--refresh-baseline", action="store_true", help="measure and write --baseline, no compare")
     args = parser.parse_args(argv)
     try:
-        if args.rounds < 1:
-            raise UsageError(f"--rounds: {args.rounds} must be at least 1")
+        if args.blocks < 6 or not args.block_s > 0:
+            raise UsageError(f"--blocks {args.blocks} / --block-s {args.block_s}: need >= 6 blocks of > 0 s")
         if args.out.exists():
             shutil.rmtree(args.out)
         args.out.mkdir(parents=True)
+        if args.refresh_baseline:
+            fresh = args.out / "baseline.csv"
+            run_suite(REPO, fresh, args.preset)
+            args.baseline.parent.mkdir(parents=True, exist_ok=True)
+            for src, dst in zip((fresh, *run_paths(fresh)), (args.baseline, *run_paths(args.baseline)), strict=True):
+                os.replace(src, dst)
+            print(f"baseline: {args.baseline}")
+            return 0
         if not args.against:
             if not args.baseline.is_file():
                 raise UsageError(f"--baseline {args.baseline}: no such file (refresh it: see the README)")
             current = args.out / "current.csv"
             run_suite(REPO, current, args.preset)
             return compare(args.baseline, current, args.out / "compare", args.threshold, False)
+        import torch
+
+        cases = expand(load_spec(args.preset), torch.cuda.is_available(), torch.get_num_threads())
+        base, current = args.out / "base.csv", args.out / "current.csv"
         with tempfile.TemporaryDirectory(prefix="rnnbench-ci-") as tmp:
             tree = worktree(args.against, Path(tmp))
             try:
-                parts: dict[str, list[Path]] = {"base": [], "current": []}
-                for i in range(args.rounds):
-                    order = ("base", "current") if i % 2 == 0 else ("current", "base")
-                    for side in order:
-                        part = args.out / f"{side}-round{i}.csv"
-                        run_suite(tree if side == "base" else REPO, part, args.preset)
-                        parts[side].append(part)
+                side_by_side(
+                    {"base": tree, "current": REPO},
+                    cases,
+                    {"base": base, "current": current},
+                    blocks=args.blocks,
+                    block_s=args.block_s,
+                    wrap={"current": args.wrap_current},
+                )
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
-        base = pool(parts["base"], args.out / "base.csv")
-        current = pool(parts["current"], args.out / "current.csv")
+        run_suite(REPO, args.out / "suite.csv", args.preset)  # pytest-benchmark JSON for existing tools
         # Same job, same machine: only the code differs, so the environment check is moot.
         return compare(base, current, args.out / "compare", args.threshold, True)
     except UsageError as e:

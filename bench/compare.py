@@ -46,8 +46,15 @@ def parse_threshold(text: str) -> float:
     return value
 
 
-def read_samples(csv_path: Path) -> dict[str, np.ndarray]:
-    """Per-case step times (ms): the sum of the phases for each sample index."""
+Samples = tuple[np.ndarray, np.ndarray | None]  # step times (ms), and each one's block (or None)
+
+
+def read_samples(csv_path: Path) -> dict[str, Samples]:
+    """Per-case step times (ms, the phases summed per sample) and their blocks.
+
+    Blocks exist in runs measured side by side (``bench.interleave``): block k of
+    one side ran right next to block k of the other.
+    """
     path, _ = run_paths(csv_path)
     if not path.is_file():
         raise UsageError(f"{csv_path}: its raw samples {path.name} are missing (compare needs them)")
@@ -55,13 +62,17 @@ def read_samples(csv_path: Path) -> dict[str, np.ndarray]:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
-    if list(df.columns) != ["case_id", "phase", "index", "ms"]:
+    if list(df.columns)[:4] != ["case_id", "phase", "index", "ms"]:
         raise UsageError(f"{path}: not a samples CSV (want columns case_id, phase, index, ms)")
-    ms = pd.to_numeric(df["ms"], errors="coerce")
-    if ms.isna().any():
-        raise UsageError(f"{path}: column 'ms' holds a non-number")
-    totals = df.assign(ms=ms).groupby(["case_id", "index"])["ms"].sum()
-    return {case: g.to_numpy() for case, g in totals.groupby(level="case_id")}
+    for col in ("ms", "index", "block"):
+        if col in df and pd.to_numeric(df[col], errors="coerce").isna().any():
+            raise UsageError(f"{path}: column {col!r} holds a non-number")
+    keys = ["case_id", "index"] + (["block"] if "block" in df else [])
+    totals = df.groupby(keys)["ms"].sum().reset_index()
+    return {
+        case: (g["ms"].to_numpy(), g["block"].to_numpy() if "block" in g else None)
+        for case, g in totals.groupby("case_id")
+    }
 
 
 def environment_changes(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
@@ -86,11 +97,35 @@ def bootstrap_ratio_ci(base: np.ndarray, cur: np.ndarray, rng: np.random.Generat
     return float(low), float(high)
 
 
-def judge(base: np.ndarray, cur: np.ndarray, config: CompareConfig, rng: np.random.Generator) -> dict:
-    """Ratio, its CI, the test's p-value and the verdict for one case."""
-    ratio = float(np.median(cur) / np.median(base))
-    low, high = bootstrap_ratio_ci(base, cur, rng)
-    p = float(sps.mannwhitneyu(cur, base, alternative="two-sided").pvalue)
+def paired_blocks(base: Samples, cur: Samples) -> np.ndarray | None:
+    """log(median current / median baseline) per block both sides ran, if blocked."""
+    (b_ms, b_block), (c_ms, c_block) = base, cur
+    if b_block is None or c_block is None:
+        return None
+    common = np.intersect1d(b_block, c_block)
+    if common.size < 6:  # too few pairs for the signed-rank test: fall back to samples
+        return None
+    return np.array([np.log(np.median(c_ms[c_block == k]) / np.median(b_ms[b_block == k])) for k in common])
+
+
+def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Generator) -> dict:
+    """Ratio, its CI, the test's p-value and the verdict for one case.
+
+    Blocked runs are judged on the per-block-pair log ratios (Wilcoxon
+    signed-rank test, bootstrap CI of their median): the pairing cancels drift.
+    Otherwise on the raw samples (Mann–Whitney U, bootstrap CI of the median ratio).
+    """
+    pairs = paired_blocks(base, cur)
+    if pairs is not None:
+        ratio = float(np.exp(np.median(pairs)))
+        boot = np.median(rng.choice(pairs, size=(BOOTSTRAP_RESAMPLES, pairs.size)), axis=1)
+        low, high = (float(v) for v in np.exp(np.percentile(boot, [2.5, 97.5])))
+        p = float(sps.wilcoxon(pairs).pvalue) if np.any(pairs != 0) else 1.0
+    else:
+        b, c = base[0], cur[0]
+        ratio = float(np.median(c) / np.median(b))
+        low, high = bootstrap_ratio_ci(b, c, rng)
+        p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
     significant = p < config.alpha
     if ratio > 1 + config.threshold and significant and low > 1:
         verdict, why = "regression", f"{ratio:.2f}x slower (p={p:.2g})"

@@ -56,7 +56,7 @@ class Bar:
         if self._progress is not None:
             self._progress.advance(self._task)
         else:
-            took = f" {row['median_ms']:.3f} ms" if row["status"] == "ok" else f" {row.get('error', '')}"
+            took = f" {row['median_ms']:.3f} ms" if "median_ms" in row else f" {row.get('error', '')}"
             print(
                 f"[{self.done}/{self.total}] {row['case_id']}: {row['status']}{took}",
                 file=sys.stderr,

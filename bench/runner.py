@@ -54,18 +54,31 @@ def one_line(error: BaseException) -> str:
     return f"{error.__class__.__name__}: {first}"[:500]
 
 
-def measured_columns(work: Workload, m: Measurement, config: TimerConfig, peak: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class WorkFacts:
+    """What a row needs to know of a built workload besides its timings."""
+
+    valid_tokens: int
+    padding_fraction: float
+    gflop: float
+
+    @classmethod
+    def of(cls, work: Workload) -> WorkFacts:
+        return cls(work.valid_tokens, work.padding_fraction, work.gflop)
+
+
+def measured_columns(facts: WorkFacts, m: Measurement, config: TimerConfig, peak: float) -> dict[str, Any]:
     """The measurement columns of an ``ok`` row."""
     s = summarize(m.total_ms)
     row: dict[str, Any] = {"status": "ok", **asdict(s)}
-    if work.case.mode == "training":
-        row["fwd_median_ms"] = summarize(m.phases["fwd"]).median_ms
-        row["bwd_median_ms"] = summarize(m.phases["bwd"]).median_ms
+    for phase in ("fwd", "bwd"):
+        if phase in m.phases and len(m.phases) > 1:  # training: forward and backward apart
+            row[f"{phase}_median_ms"] = summarize(m.phases[phase]).median_ms
     seconds = s.median_ms / 1e3
-    row["tokens_per_s"] = work.valid_tokens / seconds
-    row["padding_fraction"] = work.padding_fraction
-    row["gflop"] = work.gflop
-    row["gflop_per_s"] = work.gflop / seconds
+    row["tokens_per_s"] = facts.valid_tokens / seconds
+    row["padding_fraction"] = facts.padding_fraction
+    row["gflop"] = facts.gflop
+    row["gflop_per_s"] = facts.gflop / seconds
     row["peak_gflop_per_s"] = peak
     row["efficiency"] = row["gflop_per_s"] / peak if peak > 0 else math.nan
     if not m.reached_target:
@@ -89,7 +102,7 @@ def run_case(case: Case, config: TimerConfig, peaks: PeakCache) -> tuple[dict[st
         with work.context():
             m = measure(work.phases, config, cuda=cuda, before_sample=work.before_sample)
             error = work.max_abs_err()  # after timing: nothing of it lands in the samples
-        row = measured_columns(work, m, config, peak)
+        row = measured_columns(WorkFacts.of(work), m, config, peak)
         row["max_abs_err"] = error
         if cuda:
             # Allocator peak over build + warm-up + samples: weights, inputs, activations.

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from bench.peaks import PeakCache
-from bench.runner import measured_columns
+from bench.runner import WorkFacts, measured_columns
 from bench.spec import expand, load_spec
 from bench.timer import Measurement, time_phases
 from bench.workload import build
@@ -73,6 +73,6 @@ def test_case(benchmark, case, timer_config, suite_csv):
         peak = PEAKS.get(case.device, case.dtype, case.threads)
         m = Measurement(phases, warmup_runs=timer_config.warmup_runs, sampling_s=0.0, reached_target=True)
         with work.context():
-            measured = measured_columns(work, m, timer_config, peak) | {"max_abs_err": work.max_abs_err()}
+            measured = measured_columns(WorkFacts.of(work), m, timer_config, peak) | {"max_abs_err": work.max_abs_err()}
         measured.pop("note", None)
         suite_csv.write(case, measured, phases)

@@ -1,0 +1,141 @@
+"""Time two source trees side by side, case by case, in alternating blocks.
+
+One ``bench.worker`` process per tree; for each case both build and warm up,
+then take turns measuring short blocks (A B, B A, A B, ...). Consecutive blocks
+of the two sides share a time slot, so the drift of a shared machine (tens of
+percent over minutes, measured on the dev machine) hits both alike; ``bench
+compare`` pairs the blocks by number and tests the per-pair ratios.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.progress import Bar
+from bench.results import COLUMNS, SCHEMA_VERSION, AppendWriter, run_paths
+from bench.runner import WorkFacts, measured_columns, new_run_id
+from bench.spec import Case
+from bench.timer import Measurement, TimerConfig
+
+BLOCK_SAMPLE_COLUMNS = ("case_id", "phase", "index", "ms", "block")
+
+
+class Worker:
+    """A ``bench.worker`` child running one tree's code."""
+
+    def __init__(self, tree: Path, wrap: Sequence[str] = ()) -> None:
+        env = os.environ | {"PYTHONPATH": str(tree)}
+        self.proc = subprocess.Popen(
+            [*wrap, sys.executable, "-m", "bench.worker"],
+            cwd=tree,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            return {"error": f"the worker died (exit {self.proc.wait()})"}
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+class SideWriter:
+    """The results CSV and block-tagged samples of one side."""
+
+    def __init__(self, path: Path, run_id: str) -> None:
+        self.rows = AppendWriter(path, COLUMNS)
+        self.samples = AppendWriter(run_paths(path)[0], BLOCK_SAMPLE_COLUMNS)
+        self.run_id = run_id
+
+    def write(self, case: Case, ready: dict, blocks: list[dict[str, list[float]]], config: TimerConfig) -> None:
+        row: dict[str, Any] = {
+            "case_id": case.case_id,
+            **case.axes(),
+            "run_id": self.run_id,
+            "schema_version": SCHEMA_VERSION,
+            "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+        if "error" in ready:
+            row.update(status="oom" if ready.get("oom") else "error", error=ready["error"])
+        else:
+            phases = {name: [ms for b in blocks for ms in b[name]] for name in blocks[0]}
+            facts = WorkFacts(ready["valid_tokens"], ready["padding_fraction"], ready["gflop"])
+            m = Measurement(phases, warmup_runs=1, sampling_s=0.0, reached_target=True)
+            row.update(measured_columns(facts, m, config, ready["peak_gflop_per_s"]), **ready["provenance"])
+            row.update(
+                max_abs_err=ready["max_abs_err"],
+                gpu_name=ready["gpu_name"],
+                note=f"{len(blocks)} blocks interleaved with another tree",
+            )
+            index: dict[str, int] = {}
+            for k, block in enumerate(blocks):
+                for name, values in block.items():
+                    for ms in values:
+                        i = index[name] = index.get(name, -1) + 1
+                        self.samples.write({"case_id": case.case_id, "phase": name, "index": i, "ms": ms, "block": k})
+        self.rows.write(row)
+
+    def close(self) -> None:
+        self.rows.close()
+        self.samples.close()
+
+
+def side_by_side(
+    trees: dict[str, Path],
+    cases: Sequence[Case],
+    out: dict[str, Path],
+    blocks: int = 12,
+    block_s: float = 0.1,
+    wrap: dict[str, str] | None = None,
+) -> None:
+    """Measure every case in every tree, blocks alternating; write one CSV per side."""
+    wrap = wrap or {}
+    run_id = new_run_id()
+    workers = {side: Worker(tree, shlex.split(wrap.get(side, ""))) for side, tree in trees.items()}
+    writers = {side: SideWriter(out[side], f"{run_id}-{side}") for side in trees}
+    sides = list(trees)
+    config = TimerConfig()
+    try:
+        with Bar(len(cases)) as bar:
+            for case in cases:
+                bar.start(case.case_id)
+                ready = {side: workers[side].ask({"case": case.axes()}) for side in sides}
+                got: dict[str, list[dict[str, list[float]]]] = {side: [] for side in sides}
+                live = [s for s in sides if "error" not in ready[s]]
+                for k in range(blocks if len(live) == len(sides) else 0):
+                    for side in sides if k % 2 == 0 else reversed(sides):
+                        reply = workers[side].ask({"block_s": block_s})
+                        if "error" in reply:
+                            ready[side] = reply
+                            break
+                        got[side].append(reply["phases"])
+                    if any("error" in ready[s] for s in sides):
+                        break
+                for side in sides:
+                    writers[side].write(case, ready[side], got[side], config)
+                failed = [f"{s}: {ready[s]['error']}" for s in sides if "error" in ready[s]]
+                bar.advance(
+                    {"case_id": case.case_id, "status": "error" if failed else "ok", "error": "; ".join(failed)}
+                )
+    finally:
+        for side in sides:
+            workers[side].close()
+            writers[side].close()

@@ -1,0 +1,215 @@
+"""Compare logic on synthetic samples, the CLI's exit codes, and the CI suite's JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.compare import CompareConfig, compare_runs, parse_threshold
+from bench.errors import UsageError
+from bench.results import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, AppendWriter, run_paths
+from bench.spec import Case
+from bench.stats import summarize
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def case(batch_size: int) -> Case:
+    return Case("lstm", "cpu", "float32", "inference", batch_size, 16, 1, False, False, "full", 8, 8, 10, "default", 1)
+
+
+def write_run(
+    path: Path, samples: dict[int, np.ndarray], status: dict[int, str] | None = None, torch_version: str = "2.13.0"
+) -> Path:
+    """A results CSV + samples CSV with one case per batch size."""
+    rows, raw = AppendWriter(path, COLUMNS), AppendWriter(run_paths(path)[0], SAMPLE_COLUMNS)
+    for b, values in samples.items():
+        c = case(b)
+        row = {
+            "case_id": c.case_id,
+            **c.axes(),
+            "run_id": path.stem,
+            "schema_version": SCHEMA_VERSION,
+            "torch_version": torch_version,
+            "cpu_model": "test cpu",
+            "host": "h",
+            "status": "ok",
+        }
+        if (status or {}).get(b, "ok") != "ok":
+            row.update(status=status[b], error="boom")
+        else:
+            row.update(vars(summarize(values)))
+            raw.write_many({"case_id": c.case_id, "phase": "fwd", "index": i, "ms": v} for i, v in enumerate(values))
+        rows.write(row)
+    rows.close()
+    raw.close()
+    return path
+
+
+def noise(rng, n=40, median=10.0, spread=0.03):
+    return median * rng.lognormal(0, spread, n)
+
+
+def verdicts(tmp_path, base, cur, **kw):
+    result, changes = compare_runs(
+        write_run(tmp_path / "a.csv", base, **kw.pop("base_kw", {})),
+        write_run(tmp_path / "b.csv", cur, **kw.pop("cur_kw", {})),
+        CompareConfig(),
+    )
+    return (
+        dict(zip(result["case_id"].map(lambda s: int(s.split("-b")[1].split("-")[0])), result["verdict"], strict=True)),
+        result,
+        changes,
+    )
+
+
+def test_identical_distributions_are_unchanged(tmp_path):
+    rng = np.random.default_rng(0)
+    v, _, _ = verdicts(tmp_path, {b: noise(rng) for b in range(1, 21)}, {b: noise(rng) for b in range(1, 21)})
+    assert set(v.values()) == {"unchanged"}
+
+
+def test_clear_shift_is_a_regression_and_the_reverse_an_improvement(tmp_path):
+    rng = np.random.default_rng(1)
+    v, result, _ = verdicts(
+        tmp_path, {1: noise(rng), 2: noise(rng, median=12)}, {1: noise(rng, median=12), 2: noise(rng, median=10)}
+    )
+    assert v == {1: "regression", 2: "improvement"}
+    row = result.set_index("verdict").loc["regression"]
+    assert row["ratio_ci_low"] > 1.1 and row["p_value"] < 0.01
+
+
+def test_large_ratio_on_tiny_noisy_samples_is_not_significant(tmp_path):
+    v, result, _ = verdicts(tmp_path, {1: np.array([5.0, 30.0, 8.0])}, {1: np.array([9.0, 4.0, 40.0])})
+    assert v == {1: "unchanged"}
+    assert "not significant" in result["why"][0]
+
+
+def test_small_real_shift_below_threshold_is_unchanged(tmp_path):
+    rng = np.random.default_rng(2)
+    v, result, _ = verdicts(
+        tmp_path, {1: noise(rng, n=400, spread=0.01)}, {1: noise(rng, n=400, median=10.2, spread=0.01)}
+    )
+    assert v == {1: "unchanged"} and "threshold" in result["why"][0]
+
+
+def test_missing_and_failed_cases_are_reported(tmp_path):
+    rng = np.random.default_rng(3)
+    v, result, _ = verdicts(
+        tmp_path,
+        {1: noise(rng), 2: noise(rng), 3: noise(rng)},
+        {1: noise(rng), 3: noise(rng), 4: noise(rng)},
+        cur_kw={"status": {3: "oom"}},
+    )
+    assert v == {1: "unchanged", 2: "missing", 3: "failed", 4: "missing"}
+    assert "ok -> oom" in result.set_index("verdict").loc["failed", "why"]
+
+
+def test_environment_change_is_refused_unless_allowed(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    a = write_run(tmp_path / "a.csv", {1: noise(rng)})
+    b = write_run(tmp_path / "b.csv", {1: noise(rng)}, torch_version="2.14.1")
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "ENVIRONMENT CHANGED: cpu torch_version: 2.13.0 -> 2.14.1" in err and "--allow-env-change" in err
+    assert main(["compare", str(a), str(b), "--allow-env-change", "--out", str(tmp_path / "c")]) == 0
+    assert "WARNING: the runs come from different environments" in (tmp_path / "c" / "compare.md").read_text()
+
+
+def test_cli_exit_codes_and_outputs(tmp_path):
+    rng = np.random.default_rng(5)
+    a = write_run(tmp_path / "a.csv", {1: noise(rng), 2: noise(rng)})
+    b = write_run(tmp_path / "b.csv", {1: noise(rng, median=15), 2: noise(rng)})
+    out = tmp_path / "c"
+    assert main(["compare", str(a), str(b), "--out", str(out)]) == 0  # reported, not failing
+    assert main(["compare", str(a), str(b), "--out", str(out), "--fail-on-regression"]) == 1
+    assert main(["compare", str(a), str(b), "--out", str(out), "--fail-on-regression", "--threshold", "60%"]) == 0
+    md = (out / "compare.md").read_text()
+    assert "| regression |" not in md and "1 unchanged" not in md  # the last run: both unchanged
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(pd.read_csv(out / "compare.csv")["verdict"]) == {"unchanged"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "/no/a.csv", "/no/b.csv"], "no such file"),
+        (["compare", "A", "A", "--threshold", "five"], "--threshold: 'five'"),
+        (["compare", "A", "A", "--threshold", "150%"], "between 0% and 100%"),
+        (["compare", "A", "NOSAMPLES"], "raw samples"),
+    ],
+)
+def test_bad_input_exits_2(tmp_path, capsys, argv, message):
+    rng = np.random.default_rng(6)
+    a = write_run(tmp_path / "a.csv", {1: noise(rng)})
+    lone = write_run(tmp_path / "lone.csv", {1: noise(rng)})
+    run_paths(lone)[0].unlink()
+    argv = [str(a) if x == "A" else str(lone) if x == "NOSAMPLES" else x for x in argv]
+    assert main([*argv, "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_parse_threshold():
+    assert parse_threshold("5%") == pytest.approx(0.05)
+    assert parse_threshold("0.1") == pytest.approx(0.1)
+    with pytest.raises(UsageError):
+        parse_threshold("0")
+
+
+SUITE_SPEC = """
+[axes]
+model = ["gru"]
+device = ["cpu"]
+mode = ["inference", "training"]
+batch_size = [2]
+seq_len = [4]
+embedding_dim = [8]
+hidden_size = [8]
+threads = [1]
+[timer]
+budget_s = 0.02
+min_samples = 6
+"""
+
+
+def test_ci_suite_writes_pytest_benchmark_json_and_a_comparable_csv(tmp_path):
+    spec = tmp_path / "suite.toml"
+    spec.write_text(SUITE_SPEC)
+    out = tmp_path / "suite.csv"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--suite-spec={spec}",
+        f"--suite-csv={out}",
+        f"--benchmark-json={tmp_path / 'suite.json'}",
+        "--benchmark-save-data",
+    ]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((tmp_path / "suite.json").read_text())
+    assert len(data["benchmarks"]) == 2
+    for bench in data["benchmarks"]:
+        stats = bench["stats"]
+        assert {"median", "ops", "data", "rounds", "mean"} <= set(stats)
+        assert len(stats["data"]) == stats["rounds"] >= 6
+        assert bench["extra_info"]["model"] == "gru" and bench["extra_info"]["case_id"]
+    rows = pd.read_csv(out, keep_default_na=False)
+    assert set(rows["status"]) == {"ok"}
+    training = rows[rows["mode"] == "training"].iloc[0]
+    assert float(training["fwd_median_ms"]) > 0 and float(training["bwd_median_ms"]) > 0
+    # The suite CSV is a results CSV: compare reads it (against itself: nothing changes).
+    assert main(["compare", str(out), str(out), "--out", str(tmp_path / "c")]) == 0
+    assert set(pd.read_csv(tmp_path / "c" / "compare.csv")["verdict"]) == {"unchanged"}
