@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_ci", description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", help="git ref to measure side by side (e.g. main, origin/main, HEAD~1)")
     parser.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="committed baseline CSV")
-    parser.add_argument("--blocks", type=int, default=12, help="alternating blocks per case and side (12)")
+    parser.add_argument("--blocks", type=int, default=20, help="alternating blocks per case and side (20)")
     parser.add_argument("--block-s", type=float, default=0.1, help="seconds per block (0.1)")
     parser.add_argument(
         "--wrap-current",

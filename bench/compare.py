@@ -127,9 +127,9 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
         low, high = bootstrap_ratio_ci(b, c, rng)
         p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
     significant = p < config.alpha
-    if ratio > 1 + config.threshold and significant and low > 1:
+    if ratio > 1 + config.threshold and significant:
         verdict, why = "regression", f"{ratio:.2f}x slower (p={p:.2g})"
-    elif ratio < 1 - config.threshold and significant and high < 1:
+    elif ratio < 1 - config.threshold and significant:
         verdict, why = "improvement", f"{1 / ratio:.2f}x faster (p={p:.2g})"
     elif abs(ratio - 1) > config.threshold:
         verdict, why = "unchanged", f"{ratio:.2f}x is not significant (p={p:.2g}, CI {low:.2f}-{high:.2f})"

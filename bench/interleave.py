@@ -102,7 +102,7 @@ def side_by_side(
     trees: dict[str, Path],
     cases: Sequence[Case],
     out: dict[str, Path],
-    blocks: int = 12,
+    blocks: int = 20,
     block_s: float = 0.1,
     wrap: dict[str, str] | None = None,
 ) -> None:
