@@ -213,3 +213,34 @@ def test_ci_suite_writes_pytest_benchmark_json_and_a_comparable_csv(tmp_path):
     # The suite CSV is a results CSV: compare reads it (against itself: nothing changes).
     assert main(["compare", str(out), str(out), "--out", str(tmp_path / "c")]) == 0
     assert set(pd.read_csv(tmp_path / "c" / "compare.csv")["verdict"]) == {"unchanged"}
+
+
+def test_side_by_side_writes_paired_blocks_that_compare_pairs(tmp_path):
+    from bench.interleave import side_by_side
+    from bench.spec import expand, spec_from_toml
+
+    cases = expand(spec_from_toml(SUITE_SPEC, "t"), cuda_available=False, default_threads=1)
+    out = {"base": tmp_path / "base.csv", "current": tmp_path / "current.csv"}
+    side_by_side({"base": REPO, "current": REPO}, cases, out, blocks=6, block_s=0.01)
+    for path in out.values():
+        rows = pd.read_csv(path, keep_default_na=False)
+        assert set(rows["status"]) == {"ok"} and len(rows) == 2
+        samples = pd.read_csv(run_paths(path)[0])
+        assert sorted(samples["block"].unique()) == list(range(6))
+    result, _ = compare_runs(out["base"], out["current"], CompareConfig())
+    assert set(result["verdict"]) <= {"unchanged", "improvement", "regression"}
+    assert result["ratio"].notna().all()
+
+
+def test_paired_blocks_cancel_drift(tmp_path):
+    """Both sides drift together by 30% across blocks: pairing sees no change."""
+    from bench.compare import judge
+
+    rng = np.random.default_rng(7)
+    drift = np.repeat(np.linspace(1.0, 1.3, 20), 5)
+    blocks = np.repeat(np.arange(20), 5)
+    base = (10 * drift * rng.lognormal(0, 0.01, 100), blocks)
+    same = (10 * drift * rng.lognormal(0, 0.01, 100), blocks)
+    slower = (11 * drift * rng.lognormal(0, 0.01, 100), blocks)
+    assert judge(base, same, CompareConfig(), rng)["verdict"] == "unchanged"
+    assert judge(base, slower, CompareConfig(), rng)["verdict"] == "regression"
