@@ -42,7 +42,7 @@ def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
         "no:cacheprovider",
         f"--suite-preset={preset}",
         f"--suite-csv={out_csv}",
-        f"--benchmark-json={out_csv.with_suffix('.json')}",
+        f"--benchmark-json={out_csv.with_suffix('')}.benchmark.json",
         "--benchmark-save-data",
     ]
     env = os.environ | {"PYTHONPATH": str(tree)}
@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             fresh = args.out / "baseline.csv"
             run_suite(REPO, fresh, args.preset)
             args.baseline.parent.mkdir(parents=True, exist_ok=True)
-            for src, dst in zip((fresh, *run_paths(fresh)), (args.baseline, *run_paths(args.baseline)), strict=True):
-                os.replace(src, dst)
+            # Rename, not copy: readers of the baseline never see half a file.
+            os.replace(run_paths(fresh)[0], run_paths(args.baseline)[0])
+            os.replace(fresh, args.baseline)
             print(f"baseline: {args.baseline}")
             return 0
         if not args.against:

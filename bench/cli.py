@@ -37,6 +37,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-s", type=float, help="sampling time per case (overrides the spec's timer)")
     p.add_argument("--target-ci", type=float, help="target CI half-width as a fraction of the median")
     p.add_argument("--list", action="store_true", help="print the case ids and exit without measuring")
+    p.add_argument("--isolate", action="store_true", help="run each case in a child process (survives crashes)")
 
 
 def build_parser() -> Parser:

@@ -11,6 +11,7 @@ A run writes three files side by side:
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
 import os
@@ -97,12 +98,18 @@ def repair_torn_tail(path: Path) -> bool:
 class AppendWriter:
     """Appends rows to a CSV, writing the header for a new file; flushes each row."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+    def __init__(self, path: Path, columns: tuple[str, ...], exclusive: bool = False) -> None:
         self.path = path
         self.columns = columns
         path.parent.mkdir(parents=True, exist_ok=True)
         new = not path.exists() or path.stat().st_size == 0
         self._file = path.open("a", newline="", encoding="utf-8")
+        if exclusive:
+            try:  # two runs appending to one file would interleave rows
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._file.close()
+                raise UsageError(f"{path}: another run is writing this file") from None
         self._writer = csv.DictWriter(self._file, fieldnames=columns, lineterminator="\n")
         if new:
             self._writer.writeheader()

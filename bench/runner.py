@@ -20,6 +20,7 @@ import torch
 
 from bench import env, progress
 from bench.errors import UsageError
+from bench.isolate import run_case_isolated
 from bench.peaks import PeakCache
 from bench.results import (
     COLUMNS,
@@ -89,12 +90,19 @@ def measured_columns(facts: WorkFacts, m: Measurement, config: TimerConfig, peak
     return row
 
 
-def run_case(case: Case, config: TimerConfig, peaks: PeakCache) -> tuple[dict[str, Any], Measurement | None]:
+def peak_or_nan(peaks: PeakCache, case: Case) -> float:
+    """The device peak for the case; NaN if even the matmul fails (the case will too)."""
+    try:
+        return peaks.get(case.device, case.dtype, case.threads)
+    except Exception:
+        return math.nan
+
+
+def run_case(case: Case, config: TimerConfig, peak: float) -> tuple[dict[str, Any], Measurement | None]:
     """Measure one case; failures become a row, never an exception."""
     cuda = case.device == "cuda"
     work = None
     try:
-        peak = peaks.get(case.device, case.dtype, case.threads)
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -134,8 +142,15 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
     """The run id (the old one when resuming) and the case ids already done."""
     samples, _ = run_paths(out)
     if not resume:
-        if out.exists():
-            raise UsageError(f"--out {out}: the file exists (add --resume to continue it, or pick a new path)")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.open("x").close()  # atomic: of two runs racing for one path, one gets it
+        except FileExistsError:
+            raise UsageError(
+                f"--out {out}: the file exists (add --resume to continue it, or pick a new path)"
+            ) from None
+        except OSError as e:
+            raise UsageError(f"--out {out}: cannot create it ({e.strerror})") from None
         return run_id, set()
     if not out.exists():
         raise UsageError(f"--resume: {out} does not exist (nothing to resume)")
@@ -146,7 +161,9 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
     return run_id, {r["case_id"] for r in rows}
 
 
-def run_sweep(cases: Sequence[Case], spec: Spec, out: Path, run_id: str, done: set[str]) -> RunOutcome:
+def run_sweep(
+    cases: Sequence[Case], spec: Spec, out: Path, run_id: str, done: set[str], isolate: bool = False
+) -> RunOutcome:
     """Measure every case not in ``done``; append rows to ``out`` as they finish.
 
     ``run_id`` and ``done`` come from ``prepare_output``, called first so that
@@ -167,14 +184,18 @@ def run_sweep(cases: Sequence[Case], spec: Spec, out: Path, run_id: str, done: s
         "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     write_json_atomic(json_path, meta)
-    rows_out = AppendWriter(out, COLUMNS)
+    rows_out = AppendWriter(out, COLUMNS, exclusive=True)
     samples_out = AppendWriter(samples_path, SAMPLE_COLUMNS)
     rows: list[dict[str, Any]] = []
     try:
         with progress.Bar(len(todo)) as bar:
             for case in todo:
                 bar.start(case.case_id)
-                measured, m = run_case(case, spec.timer, peaks)
+                peak = peak_or_nan(peaks, case)
+                if isolate:
+                    measured, m = run_case_isolated(case, spec.timer, peak)
+                else:
+                    measured, m = run_case(case, spec.timer, peak)
                 row = {"case_id": case.case_id, **case.axes(), **measured, **provenance}
                 row.update(
                     run_id=run_id,

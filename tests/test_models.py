@@ -110,3 +110,18 @@ def test_bad_constructor_arguments(kwargs):
     args = {"x_dim": 10, "embedding_dim": 4, "h_dim": 4, "n_layers": 1, "n_dirs": 1} | kwargs
     with pytest.raises(ValueError):
         LSTMModel(**args)
+
+
+def test_padded_final_states_are_taken_after_the_padding():
+    torch.manual_seed(4)
+    packed = GRUModel(50, 8, 8, 1, 1, use_pack=True)
+    padded = GRUModel(50, 8, 8, 1, 1)
+    padded.load_state_dict(packed.state_dict())
+    tokens, lens = synthetic_batch(4, 10, 50, "uniform:2", seed=5)
+    lens[0] = 10
+    with torch.inference_mode():
+        _, h_packed = packed(tokens, lens)
+        _, h_padded = padded(tokens, lens)
+    torch.testing.assert_close(h_packed[:, 0], h_padded[:, 0])  # the full-length sequence agrees
+    short = lens < 10
+    assert short.any() and (h_packed[:, short] - h_padded[:, short]).abs().max() > 1e-3

@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     run_id, done = prepare_output(out, args.resume, run_id)
     print(f"{len(cases)} cases from {spec.source} -> {out}", file=sys.stderr)
     try:
-        outcome = run_sweep(cases, spec, out, run_id, done)
+        outcome = run_sweep(cases, spec, out, run_id, done, isolate=args.isolate)
     except KeyboardInterrupt:
         again = [a for a in argv if a not in ("--resume",)]
         if "--out" not in again:

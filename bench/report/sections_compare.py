@@ -51,7 +51,7 @@ def cpu_vs_gpu(df: pd.DataFrame, folder: Path) -> Blocks:
             Paragraph(
                 missing_note(
                     "the same cases on CPU and GPU",
-                    "--device cpu,cuda on a GPU machine (or merge a CPU and a GPU CSV)",
+                    "--device cpu,cuda",
                 )
             ),
         ]
