@@ -143,3 +143,17 @@ def test_report_needs_no_torch(tiny_run, tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parent.parent
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_hostile_case_ids_write_nothing_outside_the_report_folder(tiny_run, tmp_path):
+    df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
+    df.loc[0, "case_id"] = "../../escaped"
+    df.loc[1, "case_id"] = "/tmp/absolute-escape"
+    hostile = tmp_path / "hostile.csv"
+    df.to_csv(hostile, index=False)
+    out = tmp_path / "deep" / "rep"
+    before = set(tmp_path.rglob("*"))
+    report([hostile], out)
+    created = set(tmp_path.rglob("*")) - before
+    assert created and all(p == out or out in p.parents or p == out.parent for p in created)
+    assert not Path("/tmp/absolute-escape").exists()

@@ -11,30 +11,11 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.results import CASE_COLUMNS, SCHEMA_VERSION, STATUSES
+from bench.results import CASE_COLUMNS, MEASURE_COLUMNS, SCHEMA_VERSION, STATUSES
 from bench.spec import AXES
 
-NUMERIC = [
-    "samples",
-    "median_ms",
-    "iqr_ms",
-    "mean_ms",
-    "std_ms",
-    "min_ms",
-    "max_ms",
-    "ci_low_ms",
-    "ci_high_ms",
-    "fwd_median_ms",
-    "bwd_median_ms",
-    "tokens_per_s",
-    "padding_fraction",
-    "gflop",
-    "gflop_per_s",
-    "peak_gflop_per_s",
-    "efficiency",
-    "peak_mem_mb",
-    "max_abs_err",
-]
+# Every measurement column except the free-text ones is a number (or empty).
+NUMERIC = [c for c in MEASURE_COLUMNS if c not in ("status", "error", "note")]
 REQUIRED = (*CASE_COLUMNS, "status", "median_ms", "ci_low_ms", "ci_high_ms", "run_id", "schema_version")
 INT_AXES = [a.name for a in AXES if a.kind == "int"]
 BOOL_AXES = [a.name for a in AXES if a.kind == "bool"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.document import Heading, Paragraph, Table
+from bench.results import PROVENANCE_COLUMNS
 
 Blocks = list
 
@@ -67,14 +68,7 @@ def problems(df: pd.DataFrame) -> Blocks:
 ENV_COLUMNS = [
     "machine",
     "source",
-    "run_id",
-    "host",
-    "cpu_model",
-    "gpu_name",
-    "torch_version",
-    "cuda_version",
-    "cudnn_version",
-    "git_commit",
+    *(c for c in PROVENANCE_COLUMNS if c not in ("timestamp", "schema_version")),
     "threads",
 ]
 
