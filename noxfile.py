@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
+import sys
 from pathlib import Path
 
 import nox
@@ -24,6 +25,8 @@ ROOT = Path(__file__).parent
 CONSTRAINTS = ROOT / "constraints.txt"
 TORCH = os.environ.get("RNNBENCH_TORCH", "").strip()
 VENV_BACKEND = "none" if TORCH == "system" else None
+# Without a venv, "python" on PATH may not be the interpreter running nox.
+PYTHON = sys.executable if TORCH == "system" else "python"
 
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests", "lint"]
@@ -48,7 +51,7 @@ def install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (pytest arguments pass through)."""
     install(session, "test")
-    session.run("python", "-m", "pytest", *session.posargs)
+    session.run(PYTHON, "-m", "pytest", *session.posargs)
 
 
 @nox.session(venv_backend=VENV_BACKEND)
@@ -82,19 +85,26 @@ def bench(session: nox.Session) -> None:
         out = f"results/bench-{dt.datetime.now():%Y%m%d-%H%M%S}.csv"
         args += ["--out", out]
     # A run with failed cases (exit 1) still gets its report; bad input (exit 2) stops here.
-    session.run("python", "-m", "bench", "run", *args, success_codes=[0, 1])
-    session.run("python", "-m", "bench", "report", out, "--out", f"reports/{Path(out).stem}")
+    session.run(PYTHON, "-m", "bench", "run", *args, success_codes=[0, 1])
+    session.run(PYTHON, "-m", "bench", "report", out, "--out", f"reports/{Path(out).stem}")
 
 
 @nox.session(venv_backend=VENV_BACKEND)
 def bench_ci(session: nox.Session) -> None:
     """Regression gate: the CI suite against a baseline (`-- --against main` measures both, interleaved)."""
     install(session, "bench")
-    session.run("python", "-m", "bench.ci", *session.posargs)
+    session.run(PYTHON, "-m", "bench.ci", *session.posargs)
 
 
 @nox.session(venv_backend=VENV_BACKEND)
 def baseline(session: nox.Session) -> None:
     """Refresh results/baselines/ci-cpu.csv from the CI suite on this machine."""
     install(session, "bench")
-    session.run("python", "-m", "bench.ci", "--refresh-baseline", *session.posargs)
+    session.run(PYTHON, "-m", "bench.ci", "--refresh-baseline", *session.posargs)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def profile(session: nox.Session) -> None:
+    """Profile cases: `nox -s profile -- CASE_ID [CASE_ID]` (two ids: also compare their operators)."""
+    install(session, "bench")
+    session.run(PYTHON, "-m", "bench", "profile", *session.posargs)

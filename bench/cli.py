@@ -55,6 +55,14 @@ def build_parser() -> Parser:
     c.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a case regressed")
     c.add_argument("--allow-env-change", action="store_true", help="compare runs from different environments")
     c.add_argument("--out", type=Path, help="output folder (default: reports/compare/<base>--<current>/)")
+    pr = sub.add_parser("profile", help="py-spy flame graph and torch.profiler tables for cases")
+    pr.add_argument("case", nargs="*", help="case ids (two: also compare their operators)")
+    for axis in AXES:
+        pr.add_argument(axis.flag, dest=axis.name, metavar="V", help=f"the {axis.name} of the case (instead of an id)")
+    pr.add_argument("--py-spy", action="store_true", help="only the py-spy flame graph")
+    pr.add_argument("--torch", action="store_true", help="only the torch.profiler tables and trace")
+    pr.add_argument("--seconds", type=int, default=5, help="py-spy sampling time per output file (5)")
+    pr.add_argument("--out", type=Path, help="output root (default: reports/profiles/)")
     sub.add_parser("env", help="print the environment and the measured device peaks")
     v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -84,6 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.commands.compare import cmd_compare
 
             return cmd_compare(args)
+        if args.command == "profile":
+            from bench.commands.profile import cmd_profile
+
+            return cmd_profile(args)
         if args.command == "env":
             from bench.commands.env import cmd_env
 

@@ -74,6 +74,7 @@ AXES: tuple[Axis, ...] = (
     Axis("threads", "int", (0,), minimum=0),  # 0 = all of torch's threads at run time
 )
 AXIS_BY_NAME = {a.name: a for a in AXES}
+EXAMPLE_ID = "lstm-cpu-float32-inference-b32-l64-n1-uni-packed-uniform-e256-h512-v100-default-t2"
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,23 @@ class Case:
                 f"t{self.threads}",
             )
         )
+
+    @classmethod
+    def from_id(cls, case_id: str) -> Case:
+        """The case a ``case_id`` names; UsageError if it names none."""
+        parts = case_id.split("-")
+        prefixes = ("", "", "", "", "b", "l", "n", "", "", "", "e", "h", "v", "", "t")
+        if len(parts) != len(AXES) or any(not p.startswith(x) for p, x in zip(parts, prefixes, strict=False)):
+            raise UsageError(f"CASE {case_id!r} is not a case_id (like {EXAMPLE_ID})")
+        raw = [p[len(x) :] for p, x in zip(parts, prefixes, strict=True)]
+        raw[7] = {"bi": "true", "uni": "false"}.get(raw[7], raw[7])
+        raw[8] = {"packed": "true", "padded": "false"}.get(raw[8], raw[8])
+        raw[9] = raw[9].replace("@", ":")
+        values = {a.name: parse_value(a, v, f"CASE {case_id!r} {a.name}") for a, v in zip(AXES, raw, strict=True)}
+        case = cls(**values)
+        if case.case_id != case_id or case.device == "auto":
+            raise UsageError(f"CASE {case_id!r} is not a case_id (like {EXAMPLE_ID})")
+        return case
 
     @property
     def num_dirs(self) -> int:

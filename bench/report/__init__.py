@@ -39,6 +39,7 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     doc.add(*compare.efficiency(df, out_dir))
     doc.add(*compare.training_split(df, out_dir))
     doc.add(*compare.backend(df, out_dir))
+    doc.add(*tables.profiles(df, out_dir.parent / "profiles", out_dir))
     doc.add(*tables.problems(df))
     doc.add(*tables.summary(df))
     doc.add(*tables.environment(df))

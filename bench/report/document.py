@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,15 @@ class Image:
 
 
 @dataclass
+class Link:
+    """A relative link built by the caller from trusted parts (never raw CSV text)."""
+
+    text: str
+    href: str
+    note: str = ""
+
+
+@dataclass
 class Table:
     header: list[str]
     rows: list[list[str]]
@@ -39,9 +49,9 @@ class Table:
 @dataclass
 class Document:
     title: str
-    blocks: list[Heading | Paragraph | Image | Table] = field(default_factory=list)
+    blocks: list[Heading | Paragraph | Image | Link | Table] = field(default_factory=list)
 
-    def add(self, *blocks: Heading | Paragraph | Image | Table) -> None:
+    def add(self, *blocks: Heading | Paragraph | Image | Link | Table) -> None:
         self.blocks.extend(blocks)
 
 
@@ -62,6 +72,8 @@ def to_markdown(doc: Document) -> str:
             out += [md_text(b.text), ""]
         elif isinstance(b, Image):
             out += [f"![{md_text(b.alt)}]({b.file})", ""]
+        elif isinstance(b, Link):
+            out += [f"- [{md_text(b.text)}]({urllib.parse.quote(b.href)})" + (f": {md_text(b.note)}" if b.note else "")]
         else:
             out.append("| " + " | ".join(md_text(h) for h in b.header) + " |")
             out.append("|" + "---|" * len(b.header))
@@ -98,6 +110,9 @@ def to_html(doc: Document, folder: Path) -> str:
         elif isinstance(b, Image):
             data = base64.b64encode((folder / b.file).read_bytes()).decode("ascii")
             out.append(f"<p><img alt='{esc(b.alt)}' src='data:image/png;base64,{data}'></p>")
+        elif isinstance(b, Link):
+            # Text, not a live link: the page stays one self-contained file.
+            out.append(f"<p>{esc(b.text)}: <code>{esc(b.href)}</code>{': ' + esc(b.note) if b.note else ''}</p>")
         else:
             cls = " class='sortable'" if b.sortable else ""
             out.append(f"<table{cls}><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in b.header))

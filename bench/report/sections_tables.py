@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pandas as pd
 
-from bench.report.document import Heading, Paragraph, Table
+from bench.errors import UsageError
+from bench.report.document import Heading, Link, Paragraph, Table
 from bench.results import PROVENANCE_COLUMNS
+from bench.spec import Case
 
 Blocks = list
 
@@ -84,3 +89,19 @@ def environment(df: pd.DataFrame) -> Blocks:
     env = env.merge(dates, on=["machine", "source"])
     header = [*cols, "first row", "last row"]
     return [Heading("Environment"), Table(header, env[[*cols, "min", "max"]].astype(str).values.tolist())]
+
+
+def profiles(df: pd.DataFrame, profiles_dir: Path, report_dir: Path) -> Blocks:
+    """Links to ``bench profile`` output for cases of this report that have one."""
+    links = []
+    for case_id in sorted(df["case_id"].unique()):
+        try:
+            Case.from_id(case_id)  # only real case ids become paths: no ../ from a CSV
+        except UsageError:
+            continue
+        index = profiles_dir / case_id / "index.md"
+        if index.is_file():
+            links.append(Link(case_id, os.path.relpath(index, report_dir), "flame graph and operator table"))
+    if not links:
+        return []
+    return [Heading("Profiles"), Paragraph("Cases of this report profiled with `python -m bench profile`:"), *links]
