@@ -108,3 +108,15 @@ def profile(session: nox.Session) -> None:
     """Profile cases: `nox -s profile -- CASE_ID [CASE_ID]` (two ids: also compare their operators)."""
     install(session, "bench")
     session.run(PYTHON, "-m", "bench", "profile", *session.posargs)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def history(session: nox.Session) -> None:
+    """Add a CI-preset run to a history store and rebuild its report: `nox -s history -- STORE_DIR`."""
+    install(session, "bench", "history")
+    store = Path(session.posargs[0] if session.posargs else "results/history")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    session.run(
+        PYTHON, "-m", "bench", "run", "--preset", "ci", "--out", str(store / f"ci-{stamp}.csv"), success_codes=[0, 1]
+    )
+    session.run(PYTHON, "-m", "bench", "history", str(store), "--out", "reports/history", *session.posargs[1:])

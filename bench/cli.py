@@ -63,6 +63,13 @@ def build_parser() -> Parser:
     pr.add_argument("--torch", action="store_true", help="only the torch.profiler tables and trace")
     pr.add_argument("--seconds", type=int, default=5, help="py-spy sampling time per output file (5)")
     pr.add_argument("--out", type=Path, help="output root (default: reports/profiles/)")
+    h = sub.add_parser("history", help="trends across runs and the steps in them")
+    h.add_argument("runs", nargs="+", type=Path, help="run CSVs or folders of them")
+    h.add_argument("--out", type=Path, help="output folder (default: reports/history/)")
+    h.add_argument("--threshold", default="5%", help="smallest step that counts (5%%)")
+    h.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 if the newest runs brought a regression step"
+    )
     sub.add_parser("env", help="print the environment and the measured device peaks")
     v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -96,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.commands.profile import cmd_profile
 
             return cmd_profile(args)
+        if args.command == "history":
+            from bench.commands.history import cmd_history
+
+            return cmd_history(args)
         if args.command == "env":
             from bench.commands.env import cmd_env
 

@@ -1,0 +1,128 @@
+"""``bench history``: trend plots, steps.csv, history.md and history.html."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from bench.compare import parse_threshold
+from bench.errors import UsageError
+from bench.history import STEP_COLUMNS, HistoryConfig, analyse, collect
+from bench.report.document import Document, Heading, Image, Paragraph, Table, to_html, to_markdown
+from bench.report.plotting import new_figure, save
+from bench.results import write_text_atomic
+
+SAME_COMMIT_NOTE = "same commit before: the machine changed, not the code"
+
+
+def trend_figure(group: pd.DataFrame, steps: pd.DataFrame, folder: Path, name: str) -> str:
+    """Each case's median (95% CI) relative to its first run, against runs labelled by commit."""
+    fig, axes = new_figure(height=3.4)
+    ax = axes[0][0]
+    for case_id, line in group.groupby("case_id"):
+        line = line.sort_values("run_order")
+        first = line["median_ms"].iloc[0]
+        ax.errorbar(
+            line["run_order"],
+            line["median_ms"] / first,
+            yerr=[(line["median_ms"] - line["ci_low_ms"]) / first, (line["ci_high_ms"] - line["median_ms"]) / first],
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=case_id.split("-v")[0],
+        )
+    for run in steps["run_order"].unique():
+        ax.axvline(run - 0.5, color="tab:red", ls="--", lw=0.8)
+    runs = group.drop_duplicates("run_order").sort_values("run_order")
+    ax.set_xticks(
+        runs["run_order"],
+        [f"#{r} {c}" for r, c in zip(runs["run_order"], runs["commit"], strict=True)],
+        rotation=45,
+        fontsize=6,
+    )
+    ax.set_xlabel("run (commit)")
+    ax.set_ylabel("median / first run's median (95% CI)")
+    ax.legend(fontsize=5)
+    return save(fig, folder, name)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    config = HistoryConfig(threshold=parse_threshold(args.threshold))
+    df = collect(args.runs)
+    steps, drift = analyse(df, config)
+    out: Path = args.out or Path("reports") / "history"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create the folder ({e.strerror})") from None
+    write_text_atomic(out / "steps.csv", steps[list(STEP_COLUMNS)].to_csv(index=False))
+    doc = Document("rnnbench history")
+    n_runs = df["run_id"].nunique()
+    doc.add(
+        Paragraph(
+            f"{n_runs} runs, {df['case_id'].nunique()} cases, {df['machine'].nunique()} environment(s); "
+            f"{len(steps)} step(s) beyond {config.threshold:.0%} (PELT change points on log medians, at least two "
+            "runs on each side, scaled by each line's CI and run-to-run scatter)."
+        )
+    )
+    if n_runs < 4:
+        doc.add(Paragraph("Fewer than 4 runs: steps need two runs on each side, so none can be detected yet."))
+    doc.add(Heading("Steps, newest first"))
+    if steps.empty:
+        doc.add(Paragraph("No steps detected."))
+    else:
+        doc.add(
+            Table(
+                ["commit", "case", "before ms", "after ms", "ratio", "direction", "note", "environment"],
+                [
+                    [
+                        r.commit,
+                        r.case_id,
+                        f"{r.before_ms:.4g}",
+                        f"{r.after_ms:.4g}",
+                        f"{r.ratio:.3f}",
+                        r.direction,
+                        SAME_COMMIT_NOTE if r.same_commit else "",
+                        r.machine,
+                    ]
+                    for r in steps.itertuples()
+                ],
+            )
+        )
+    doc.add(Heading("Largest drift over the window"))
+    doc.add(Paragraph("Median of the last two runs over the median of the first two, per case."))
+    doc.add(
+        Table(
+            ["case", "runs", "first ms", "last ms", "ratio", "environment"],
+            [
+                [r.case_id, str(r.runs), f"{r.first_ms:.4g}", f"{r.last_ms:.4g}", f"{r.ratio:.3f}", r.machine]
+                for r in drift.head(10).itertuples()
+            ],
+        )
+    )
+    doc.add(Heading("Trends"))
+    # Groups with a step first, so the plots that matter come first.
+    keys = df.groupby(["machine", "model", "mode"]).groups
+    with_steps = set(steps["case_id"])
+    ordered = sorted(keys, key=lambda k: not (set(df.loc[keys[k], "case_id"]) & with_steps))
+    for i, key in enumerate(ordered):
+        group = df.loc[keys[key]]
+        file = trend_figure(group, steps[steps["case_id"].isin(group["case_id"])], out, f"trend_{i}")
+        doc.add(Heading(f"{key[1]} {key[2]} on {key[0]}", level=3), Image(file, f"trend {key[1]} {key[2]}"))
+    write_text_atomic(out / "history.md", to_markdown(doc))
+    write_text_atomic(out / "history.html", to_html(doc, out))
+    print(f"{len(steps)} step(s); newest first in {out / 'history.md'}")
+    print(f"history: {out / 'history.html'}\nsteps:   {out / 'steps.csv'}")
+    newest = df["run_order"].max()
+    # A step between two runs of the same commit is the machine's doing: it gates nothing.
+    recent = steps[
+        (steps["direction"] == "regression")
+        & (steps["run_order"] > newest - config.recent_runs)
+        & ~steps["same_commit"]
+    ]
+    if args.fail_on_regression and not recent.empty:
+        print(f"{len(recent)} regression step(s) in the newest {config.recent_runs} runs")
+        return 1
+    return 0

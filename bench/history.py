@@ -1,0 +1,162 @@
+"""Performance history: trends across runs and the change points in them.
+
+Runs are ordered by time and grouped by case and environment (device, CPU or
+GPU model, torch/CUDA version): a torch upgrade or a new machine starts a new
+line instead of showing up as a step. Per line, the medians are fitted by a
+piecewise-constant model in log space with ruptures' PELT (L2 cost, at least
+two runs per segment, so a step needs a sustained change). The points are put
+on a common noise scale first: each run's own 95% CI of the median, floored by
+the run-to-run scatter of the line and the typical scatter of its machine (MADs
+of successive differences), since a run's CI knows nothing of the drift between
+runs. A change point counts as a
+step only beyond the threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import UsageError
+from bench.report.load import read_results
+
+ENV_KEY = ("device", "cpu_model", "gpu_name", "torch_version", "cuda_version")
+STEP_COLUMNS = (
+    "case_id",
+    "machine",
+    "commit",
+    "timestamp",
+    "before_ms",
+    "after_ms",
+    "ratio",
+    "direction",
+    "run_id",
+    "same_commit",
+)
+MIN_SEGMENT = 2  # runs on each side of a step
+PENALTY = 3.0  # times log(n), in units of the line's noise; BIC-like, stricter
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    threshold: float = 0.05
+    recent_runs: int = 3  # "newest runs": a step whose first run after is among these
+
+
+def collect(paths: Sequence[Path]) -> pd.DataFrame:
+    """Every ok row of every run CSV under ``paths`` (files or folders), in run order."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*.csv") if not f.name.endswith(".samples.csv"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UsageError(f"{p}: no such file or folder")
+    if not files:
+        raise UsageError(f"no run CSVs in {', '.join(map(str, paths))}")
+    df = pd.concat([read_results(f) for f in files], ignore_index=True)
+    if df["run_id"].nunique() < 2:
+        raise UsageError(f"a history needs at least two runs; found {df['run_id'].nunique()} in {len(files)} file(s)")
+    df = df[df["status"] == "ok"].copy()
+    df["machine"] = df[list(ENV_KEY)].astype(str).agg(" | ".join, axis=1)
+    started = df.groupby("run_id")["timestamp"].min().sort_values()
+    df["run_order"] = df["run_id"].map({run: i for i, run in enumerate(started.index)})
+    df["commit"] = df["git_commit"].str.slice(0, 9).replace("", "?")
+    return df.sort_values(["machine", "case_id", "run_order"])
+
+
+def run_to_run_scatter(y: np.ndarray) -> float:
+    """Robust standard deviation of one run against the next (log units), from the MAD of differences."""
+    if y.size < 3:
+        return 0.0
+    d = np.diff(y)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+
+
+def noise_scale(y: np.ndarray, half_ci: np.ndarray, machine_floor: float) -> float:
+    """One noise level for a line (log units): the larger of its runs' CIs, its own
+    run-to-run scatter and the machine's typical scatter (a few runs alone cannot
+    estimate their scatter; drift on a machine hits all its cases)."""
+    se = float(np.median(half_ci)) / 1.96
+    return max(se, run_to_run_scatter(y), machine_floor, 1e-4)
+
+
+def change_points(y: np.ndarray, sigma: float) -> list[int]:
+    """Indices where a new level starts (PELT on the noise-scaled series)."""
+    try:
+        import ruptures
+    except ImportError:
+        raise UsageError("bench history needs ruptures: pip install ruptures (or rnnbench[history])") from None
+
+    if y.size < 2 * MIN_SEGMENT:
+        return []
+    algo = ruptures.Pelt(model="l2", min_size=MIN_SEGMENT, jump=1).fit((y / sigma).reshape(-1, 1))
+    return [i for i in algo.predict(pen=PENALTY * np.log(y.size)) if i < y.size]
+
+
+def log_medians(line: pd.DataFrame) -> np.ndarray:
+    return np.log(line.sort_values("run_order")["median_ms"].to_numpy())
+
+
+def steps_of_line(line: pd.DataFrame, config: HistoryConfig, machine_floor: float) -> list[dict]:
+    line = line.sort_values("run_order")
+    y = log_medians(line)
+    half = (np.log(line["ci_high_ms"]) - np.log(line["ci_low_ms"])).to_numpy() / 2
+    bounds = [0, *change_points(y, noise_scale(y, half, machine_floor)), y.size]
+    found = []
+    for left, cut, right in zip(bounds, bounds[1:], bounds[2:], strict=False):
+        before = float(np.exp(np.median(y[left:cut])))
+        after = float(np.exp(np.median(y[cut:right])))
+        ratio = after / before
+        if abs(ratio - 1) <= config.threshold:
+            continue
+        row = line.iloc[cut]
+        found.append(
+            {
+                "case_id": row["case_id"],
+                "machine": row["machine"],
+                "commit": row["commit"],
+                "timestamp": row["timestamp"],
+                "before_ms": before,
+                "after_ms": after,
+                "ratio": ratio,
+                "direction": "regression" if ratio > 1 else "improvement",
+                "run_id": row["run_id"],
+                # The run before the step measured the same code: the machine changed, not the code.
+                "same_commit": bool(row["git_commit"]) and line.iloc[cut - 1]["git_commit"] == row["git_commit"],
+                "run_order": int(row["run_order"]),
+            }
+        )
+    return found
+
+
+def analyse(df: pd.DataFrame, config: HistoryConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(steps, drift): detected steps newest first, and each line's first-to-last change."""
+    steps, drift = [], []
+    lines = df.groupby(["machine", "case_id"], sort=False)
+    scatter = pd.Series({key: run_to_run_scatter(log_medians(line)) for key, line in lines})
+    floors = scatter.groupby(level=0).median()
+    for (machine, _), line in lines:
+        steps += steps_of_line(line, config, float(floors[machine]))
+        if len(line) >= 2:
+            ms = line.sort_values("run_order")["median_ms"].to_numpy()
+            k = min(2, len(ms) // 2)  # two runs at each end, so one outlier cannot make drift
+            drift.append(
+                {
+                    "case_id": line["case_id"].iloc[0],
+                    "machine": line["machine"].iloc[0],
+                    "runs": len(ms),
+                    "first_ms": float(np.median(ms[:k])),
+                    "last_ms": float(np.median(ms[-k:])),
+                }
+            )
+    steps_df = pd.DataFrame(steps, columns=[*STEP_COLUMNS, "run_order"])
+    drift_df = pd.DataFrame(drift, columns=["case_id", "machine", "runs", "first_ms", "last_ms"])
+    drift_df["ratio"] = drift_df["last_ms"] / drift_df["first_ms"]
+    drift_df = drift_df.reindex((drift_df["ratio"] - 1).abs().sort_values(ascending=False).index)
+    return steps_df.sort_values("run_order", ascending=False), drift_df
