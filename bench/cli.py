@@ -38,6 +38,15 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-ci", type=float, help="target CI half-width as a fraction of the median")
     p.add_argument("--list", action="store_true", help="print the case ids and exit without measuring")
     p.add_argument("--isolate", action="store_true", help="run each case in a child process (survives crashes)")
+    p.add_argument("--shard", help="run only shard K of N (K/N, 1-based) of the cases")
+    p.add_argument("--shards", type=int, help="split into N shards and launch them (with --launcher submitit)")
+    p.add_argument("--launcher", choices=["submitit"], help="how to launch --shards")
+    p.add_argument("--cluster", choices=["auto", "local", "slurm"], default="auto", help="submitit cluster")
+    p.add_argument("--partition", help="SLURM partition")
+    p.add_argument("--gpus-per-shard", type=int, default=0, help="GPUs per SLURM job")
+    p.add_argument("--timeout-min", type=int, default=60, help="job time limit in minutes")
+    p.add_argument("--no-wait", action="store_true", help="submit and exit; merge later with `bench merge`")
+    p.add_argument("--parallel-local", action="store_true", help="local shards at once (spoils timings)")
 
 
 def build_parser() -> Parser:
@@ -47,6 +56,9 @@ def build_parser() -> Parser:
     r = sub.add_parser("report", help="plots and a Markdown + HTML report from result CSVs")
     r.add_argument("csv", nargs="+", type=Path, help="results CSV files")
     r.add_argument("--out", type=Path, help="output folder (default: reports/<first CSV's name>/)")
+    m = sub.add_parser("merge", help="merge the part files of a sharded run")
+    m.add_argument("parts", nargs="+", type=Path, help="part CSVs or folders of them")
+    m.add_argument("--out", type=Path, required=True, help="merged results CSV")
     c = sub.add_parser("compare", help="regression verdicts between two runs")
     c.add_argument("baseline", type=Path, help="baseline results CSV")
     c.add_argument("current", type=Path, help="current results CSV")
@@ -94,6 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             md, page = build_report(args.csv, args.out or Path("reports") / args.csv[0].stem)
             print(f"report: {page}\nreport: {md}")
+            return EXIT_OK
+        if args.command == "merge":
+            from bench.merge import merge_parts
+
+            rows, _ = merge_parts(args.parts, args.out)
+            print(f"merged {rows} rows into {args.out}")
             return EXIT_OK
         if args.command == "compare":
             from bench.commands.compare import cmd_compare

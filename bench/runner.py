@@ -162,7 +162,13 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
 
 
 def run_sweep(
-    cases: Sequence[Case], spec: Spec, out: Path, run_id: str, done: set[str], isolate: bool = False
+    cases: Sequence[Case],
+    spec: Spec,
+    out: Path,
+    run_id: str,
+    done: set[str],
+    isolate: bool = False,
+    sweep_cases: Sequence[Case] | None = None,
 ) -> RunOutcome:
     """Measure every case not in ``done``; append rows to ``out`` as they finish.
 
@@ -180,6 +186,8 @@ def run_sweep(
         "axes": {k: list(v) for k, v in spec.axes.items()},
         "timer": asdict(spec.timer),
         "cases": [c.case_id for c in cases],
+        # The whole sweep when this run is one shard of it: `bench merge` reports what is missing.
+        "sweep_cases": [c.case_id for c in (sweep_cases or cases)],
         "environment": env.environment(),
         "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }

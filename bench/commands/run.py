@@ -13,6 +13,7 @@ import torch
 from bench.errors import UsageError
 from bench.results import run_paths
 from bench.runner import new_run_id, prepare_output, run_sweep
+from bench.shard import parse_shard, shard_cases
 from bench.spec import AXES, Case, Spec, expand, load_spec, with_overrides
 from bench.workload import dtype_supported
 
@@ -43,16 +44,36 @@ def resolve(args: argparse.Namespace) -> tuple[Spec, list[Case]]:
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     spec, cases = resolve(args)
+    sweep_cases = cases
+    if args.shards is not None or args.launcher:
+        if args.shards is None or not args.launcher or args.shard:
+            raise UsageError("--shards N needs --launcher submitit, and excludes --shard")
+        from bench.launch import LaunchOptions, launch, strip_launcher_flags
+
+        opts = LaunchOptions(
+            args.shards,
+            args.cluster,
+            args.partition,
+            args.gpus_per_shard,
+            args.timeout_min,
+            not args.no_wait,
+            args.parallel_local,
+        )
+        return launch(strip_launcher_flags(argv[1:]), opts)
+    if args.shard:
+        k, n = parse_shard(args.shard)
+        cases = shard_cases(cases, k, n)
     if args.list:
         for case in cases:
             print(case.case_id)
         return 0
     run_id = new_run_id()
-    out = args.out or RESULTS_DIR / f"{run_id}.csv"
+    suffix = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
+    out = args.out or RESULTS_DIR / f"{run_id}{suffix}.csv"
     run_id, done = prepare_output(out, args.resume, run_id)
     print(f"{len(cases)} cases from {spec.source} -> {out}", file=sys.stderr)
     try:
-        outcome = run_sweep(cases, spec, out, run_id, done, isolate=args.isolate)
+        outcome = run_sweep(cases, spec, out, run_id, done, isolate=args.isolate, sweep_cases=sweep_cases)
     except KeyboardInterrupt:
         again = [a for a in argv if a not in ("--resume",)]
         if "--out" not in again:

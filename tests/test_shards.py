@@ -1,0 +1,118 @@
+"""Sharding: the split, the submitit launcher (local executor), resume, merge."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from bench.results import read_rows
+from bench.shard import estimated_cost, shard_cases
+from bench.spec import expand, load_spec
+from tests.conftest import TINY_SPEC
+from tests.test_faults import start, wait_rows
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_shards_partition_the_sweep_deterministically_and_evenly():
+    cases = expand(load_spec("default"), cuda_available=False, default_threads=2)
+    shards = [shard_cases(cases, k, 4) for k in range(1, 5)]
+    ids = [c.case_id for s in shards for c in s]
+    assert sorted(ids) == sorted(c.case_id for c in cases) and len(set(ids)) == len(ids)
+    assert [c.case_id for c in shard_cases(list(reversed(cases)), 2, 4)] != []  # any input order works
+    assert {c.case_id for c in shard_cases(list(reversed(cases)), 2, 4)} == {c.case_id for c in shards[1]}
+    costs = [sum(estimated_cost(c) for c in s) for s in shards]
+    assert max(costs) / min(costs) < 1.2
+
+
+@pytest.mark.parametrize("bad", ["0/2", "3/2", "a/b", "1/0", "2"])
+def test_bad_shard_values_exit_2(bad, capsys):
+    assert main(["run", "--shard", bad, "--list"]) == 2
+    assert "--shard" in capsys.readouterr().err
+
+
+def test_local_launcher_gives_the_one_process_case_set(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    assert main(["run", "--spec", str(spec), "--shards", "2", "--launcher", "submitit", "--cluster", "local"]) == 0
+    merged = [p for p in (tmp_path / "results").glob("*.csv") if not p.name.endswith(".samples.csv")]
+    assert len(merged) == 1
+    rows = read_rows(merged[0])
+    main(["run", "--spec", str(spec), "--list"])
+    assert sorted(r["case_id"] for r in rows) == sorted(
+        c.case_id for c in expand(load_spec(spec_file=str(spec)), cuda_available=False, default_threads=1)
+    )
+    assert len({r["case_id"] for r in rows}) == len(rows) == 8
+    parts = sorted((tmp_path / "results").glob("*/part-*-of-2.csv"))
+    assert len(parts) == 2
+
+
+def test_killed_shard_resumes_and_the_merge_is_complete(tmp_path):
+    spec = tmp_path / "slow.toml"
+    spec.write_text(TINY_SPEC.replace("budget_s = 0.02", "budget_s = 0.3"))
+    one, two = tmp_path / "p1.csv", tmp_path / "p2.csv"
+    proc = start(spec, one, "--shard", "1/2")
+    wait_rows(one, 1, proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    for part, extra in ((one, ["--resume"]), (two, [])):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench",
+                "run",
+                "--spec",
+                str(spec),
+                "--shard",
+                f"{1 if part == one else 2}/2",
+                "--out",
+                str(part),
+                *extra,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    merged = tmp_path / "all.csv"
+    assert main(["merge", str(one), str(two), "--out", str(merged)]) == 0
+    assert len({r["case_id"] for r in read_rows(merged)}) == len(read_rows(merged)) == 8
+
+
+@pytest.fixture
+def parts(tmp_path):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    out = []
+    for k in (1, 2):
+        part = tmp_path / f"p{k}.csv"
+        assert main(["run", "--spec", str(spec), "--shard", f"{k}/2", "--out", str(part)]) == 0
+        out.append(part)
+    return out
+
+
+def test_merge_refuses_overlap_missing_parts_and_mixed_schemas(parts, tmp_path, capsys):
+    def merge(*paths):
+        code = main(["merge", *map(str, paths), "--out", str(tmp_path / f"m{len(list(tmp_path.iterdir()))}.csv")])
+        return code, capsys.readouterr().err.strip()
+
+    code, err = merge(parts[0], parts[0])
+    assert code == 2 and "overlapping parts" in err
+    code, err = merge(parts[0])
+    assert code == 2 and "a part is missing" in err
+    odd = tmp_path / "odd.csv"
+    pd.read_csv(parts[1], dtype=str, keep_default_na=False).assign(schema_version="2").to_csv(odd, index=False)
+    code, err = merge(parts[0], odd)
+    assert code == 2 and "mixed schema versions" in err
+    code, _ = merge(*parts)
+    assert code == 0
