@@ -23,6 +23,7 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.report.load import read_results
+from bench.results import results_files
 
 ENV_KEY = ("device", "cpu_model", "gpu_name", "torch_version", "cuda_version")
 STEP_COLUMNS = (
@@ -49,16 +50,7 @@ class HistoryConfig:
 
 def collect(paths: Sequence[Path]) -> pd.DataFrame:
     """Every ok row of every run CSV under ``paths`` (files or folders), in run order."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*.csv") if not f.name.endswith(".samples.csv"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UsageError(f"{p}: no such file or folder")
-    if not files:
-        raise UsageError(f"no run CSVs in {', '.join(map(str, paths))}")
+    files = results_files(paths, "run CSVs", recursive=True)
     df = pd.concat([read_results(f) for f in files], ignore_index=True)
     if df["run_id"].nunique() < 2:
         raise UsageError(f"a history needs at least two runs; found {df['run_id'].nunique()} in {len(files)} file(s)")

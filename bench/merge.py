@@ -13,21 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.results import COLUMNS, SAMPLE_COLUMNS, AppendWriter, read_rows, run_paths, write_json_atomic
-
-
-def part_files(inputs: Sequence[Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            files += sorted(f for f in p.glob("*.csv") if not f.name.endswith(".samples.csv"))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UsageError(f"{p}: no such file or folder")
-    if not files:
-        raise UsageError(f"no part files in {', '.join(map(str, inputs))}")
-    return files
+from bench.results import (
+    COLUMNS,
+    SAMPLE_COLUMNS,
+    AppendWriter,
+    read_rows,
+    results_files,
+    run_paths,
+    write_json_atomic,
+)
 
 
 def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) -> tuple[int, list[str]]:
@@ -36,7 +30,7 @@ def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) 
     Cases of the sweep that no part holds are refused (a part is missing)
     unless ``allow_missing``, as after a shard that failed twice.
     """
-    files = part_files(inputs)
+    files = results_files(inputs, "part files")
     if out.exists():
         raise UsageError(f"--out {out}: the file exists; pick a new path")
     rows: list[dict[str, str]] = []

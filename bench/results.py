@@ -15,7 +15,7 @@ import fcntl
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,22 @@ class AppendWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def results_files(inputs: Sequence[Path], what: str, recursive: bool = False) -> list[Path]:
+    """Results CSVs named directly or found in folders (samples files left out)."""
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = p.rglob("*.csv") if recursive else p.glob("*.csv")
+            files += sorted(f for f in found if not f.name.endswith(".samples.csv"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UsageError(f"{p}: no such file or folder")
+    if not files:
+        raise UsageError(f"no {what} in {', '.join(map(str, inputs))}")
+    return files
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
