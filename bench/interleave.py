@@ -85,12 +85,15 @@ class SideWriter:
                 gpu_name=ready["gpu_name"],
                 note=f"{len(blocks)} blocks interleaved with another tree",
             )
+            tagged = [
+                (k, name, ms) for k, block in enumerate(blocks) for name, values in block.items() for ms in values
+            ]
             index: dict[str, int] = {}
-            for k, block in enumerate(blocks):
-                for name, values in block.items():
-                    for ms in values:
-                        i = index[name] = index.get(name, -1) + 1
-                        self.samples.write({"case_id": case.case_id, "phase": name, "index": i, "ms": ms, "block": k})
+            rows = []
+            for k, name, ms in tagged:
+                index[name] = index.get(name, -1) + 1
+                rows.append({"case_id": case.case_id, "phase": name, "index": index[name], "ms": ms, "block": k})
+            self.samples.write_many(rows)  # one flush per case, not per sample
         self.rows.write(row)
 
     def close(self) -> None:
