@@ -180,3 +180,22 @@ def test_cuda_oom_is_a_row_and_the_next_case_runs_clean(tmp_path, tiny_spec):
     assert rows["3"]["status"] == "ok"
     # Peak stats were reset after the OOM: the small case's peak is its own (weights + activations).
     assert float(rows["3"]["peak_mem_mb"]) < 2048
+
+
+def test_max_abs_err_is_zero_for_packed_and_large_for_padded_bidirectional(tmp_path, tiny_spec):
+    code, out = run_tiny(
+        tmp_path,
+        tiny_spec,
+        "--model",
+        "lstm",
+        "--mode",
+        "inference",
+        "--bidirectional",
+        "true",
+        "--num-layers",
+        "2",
+    )
+    assert code == 0
+    err = {r["packed"]: float(r["max_abs_err"]) for r in read_rows(out)}
+    assert err["true"] == 0.0
+    assert err["false"] > 1e-3
