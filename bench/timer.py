@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -51,8 +52,9 @@ class TimerConfig:
             if isinstance(value, bool) or not isinstance(value, int if want_int else (int, float)):
                 kind = "an integer" if want_int else "a number"
                 raise UsageError(f"{where}.{key}: {value!r} is not {kind}")
-            if (value <= 0 and key != "warmup_s") or value < 0:
-                raise UsageError(f"{where}.{key}: {value!r} must be positive")
+            # `not >` also refuses NaN; a zero warm-up time is fine, nothing else may be zero.
+            if not math.isfinite(value) or not (value > 0 or (key == "warmup_s" and value == 0)):
+                raise UsageError(f"{where}.{key}: {value!r} must be a finite positive number")
             values[key] = value
         config = cls(**values)
         if config.min_samples < 6:

@@ -63,7 +63,17 @@ def test_timer_keeps_phases_apart_and_calls_setup_untimed():
     assert m.total_ms.shape == (6,)
 
 
-@pytest.mark.parametrize("bad", [{"budget_s": 0}, {"min_samples": 1.5}, {"max_samples": 3, "min_samples": 6}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"budget_s": 0},
+        {"budget_s": float("nan")},
+        {"budget_s": float("inf")},
+        {"warmup_s": -1},
+        {"min_samples": 1.5},
+        {"max_samples": 3, "min_samples": 6},
+    ],
+)
 def test_bad_timer_config(bad):
     from bench.errors import UsageError
 
