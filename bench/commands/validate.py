@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from torch.utils import benchmark
 
@@ -55,12 +56,17 @@ def timer_overhead_us(cuda: bool) -> float:
     return summarize(m.total_ms).median_ms * 1e3
 
 
-def compare_case(case: Case) -> tuple[float, float, float, float]:
-    """(suite median ms, torch median ms, suite seconds, torch seconds) for a case."""
+def compare_case(case: Case) -> tuple[float, float, float, float, float]:
+    """(suite median ms, torch median ms, paired ratio, suite seconds, torch seconds).
+
+    The ratio is the median over rounds of suite/torch, each round's two blocks
+    measured back to back: pairing cancels the drift between rounds.
+    """
     work = build(case)
     cuda = case.device == "cuda"
     ours_ms: list[float] = []
     ref_ms: list[float] = []
+    ratios: list[float] = []
     ours_s = ref_s = 0.0
     with work.context():
         # torch's Timer sets its own thread count (default 1): give it the case's.
@@ -68,17 +74,22 @@ def compare_case(case: Case) -> tuple[float, float, float, float]:
         # ABBA order: each harness goes first in half the rounds, so neither
         # always inherits the other's cache and frequency state.
         for i in range(ROUNDS):
+            block: dict[str, list[float]] = {}
             for harness in ("suite", "torch") if i % 2 == 0 else ("torch", "suite"):
                 t0 = time.perf_counter()
                 if harness == "suite":
                     m = measure(work.phases, ROUND_TIMER, cuda=cuda, before_sample=work.before_sample)
-                    ours_ms += m.total_ms.tolist()
+                    block[harness] = m.total_ms.tolist()
                     ours_s += time.perf_counter() - t0
                 else:
                     ref = timer.blocked_autorange(min_run_time=ROUND_S)
-                    ref_ms += [t * 1e3 for t in ref.times]
+                    block[harness] = [t * 1e3 for t in ref.times]
                     ref_s += time.perf_counter() - t0
-    return summarize(ours_ms).median_ms, summarize(ref_ms).median_ms, ours_s, ref_s
+            ours_ms += block["suite"]
+            ref_ms += block["torch"]
+            ratios.append(float(np.median(block["suite"]) / np.median(block["torch"])))
+    ratio = float(np.median(ratios))
+    return summarize(ours_ms).median_ms, summarize(ref_ms).median_ms, ratio, ours_s, ref_s
 
 
 def cmd_validate(device: str) -> int:
@@ -91,14 +102,15 @@ def cmd_validate(device: str) -> int:
         devices = [device]
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads")
+    print(f"ratio: the median over {ROUNDS} ABBA rounds of suite/torch block medians (paired, so drift cancels);")
+    print("suite ms / torch ms: all samples pooled, for reference")
     header = f"{'case':<80} {'suite ms':>9} {'torch ms':>9} {'ratio':>6} {'suite s':>8} {'torch s':>8}"
     worst = 0.0
     for dev in devices:
         print(f"\n{dev}: per-sample timer overhead {timer_overhead_us(dev == 'cuda'):.2f} µs")
         print(header)
         for case in validation_cases(dev, threads):
-            ours, ref, ours_s, ref_s = compare_case(case)
-            ratio = ours / ref
+            ours, ref, ratio, ours_s, ref_s = compare_case(case)
             worst = max(worst, abs(ratio - 1))
             print(f"{case.case_id:<80} {ours:9.3f} {ref:9.3f} {ratio:6.3f} {ours_s:8.2f} {ref_s:8.2f}")
     verdict = "agree" if worst <= AGREEMENT else "DISAGREE"
