@@ -30,9 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BASELINE = REPO / "results" / "baselines" / "ci-cpu.csv"
 
 
-def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
-    """One pass of the pytest-benchmark suite in ``tree``, with ``tree``'s own code."""
-    cmd = [
+def suite_command(out_csv: Path, *selection: str) -> list[str]:
+    """The pytest-benchmark CI suite writing ``out_csv`` and its JSON beside it.
+
+    ``selection`` picks the cases: ``--suite-preset=NAME`` or ``--suite-spec=FILE``.
+    """
+    return [
         sys.executable,
         "-m",
         "pytest",
@@ -40,11 +43,16 @@ def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
         "-q",
         "-p",
         "no:cacheprovider",
-        f"--suite-preset={preset}",
+        *selection,
         f"--suite-csv={out_csv}",
         f"--benchmark-json={out_csv.with_suffix('')}.benchmark.json",
         "--benchmark-save-data",
     ]
+
+
+def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
+    """One pass of the pytest-benchmark suite in ``tree``, with ``tree``'s own code."""
+    cmd = suite_command(out_csv, f"--suite-preset={preset}")
     env = os.environ | {"PYTHONPATH": str(tree)}
     print(f"[bench_ci] {tree.name}: {out_csv.name}", file=sys.stderr, flush=True)
     done = subprocess.run(cmd, cwd=tree, env=env)

@@ -162,4 +162,15 @@ def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[
             else:
                 row.update(judge(base_samples[case_id], cur_samples[case_id], config, rng))
         rows.append(row)
-    return pd.DataFrame(rows), changes
+    columns = [
+        "case_id",
+        "baseline_ms",
+        "current_ms",
+        "ratio",
+        "ratio_ci_low",
+        "ratio_ci_high",
+        "p_value",
+        "verdict",
+        "why",
+    ]
+    return pd.DataFrame(rows, columns=columns), changes

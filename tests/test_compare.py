@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from bench.ci import suite_command
 from bench.cli import main
 from bench.compare import CompareConfig, compare_runs, parse_threshold
 from bench.errors import UsageError
@@ -184,22 +184,10 @@ def test_ci_suite_writes_pytest_benchmark_json_and_a_comparable_csv(tmp_path):
     spec = tmp_path / "suite.toml"
     spec.write_text(SUITE_SPEC)
     out = tmp_path / "suite.csv"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "benchmarks",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--suite-spec={spec}",
-        f"--suite-csv={out}",
-        f"--benchmark-json={tmp_path / 'suite.json'}",
-        "--benchmark-save-data",
-    ]
+    cmd = suite_command(out, f"--suite-spec={spec}")
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
-    data = json.loads((tmp_path / "suite.json").read_text())
+    data = json.loads((tmp_path / "suite.benchmark.json").read_text())
     assert len(data["benchmarks"]) == 2
     for bench in data["benchmarks"]:
         stats = bench["stats"]

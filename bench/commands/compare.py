@@ -102,8 +102,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha: {args.alpha} must be between 0 and 1")
     result, changes = compare_runs(args.baseline, args.current, CompareConfig(threshold, args.alpha))
-    if "ratio" not in result:
-        result["ratio"] = np.nan
     if changes:
         for line in changes:
             print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
