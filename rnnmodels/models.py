@@ -20,6 +20,14 @@ return the padded outputs plus the final states. The lecture's defects are fixed
   direction of a bidirectional model starts in the padding, and upper layers of a
   stack read the lower layer's padded outputs, so valid positions change too;
   ``h_n`` is taken after the padding. Fast, and wrong for those models.
+* ``"exact"``: padded input, results equal to ``"packed"`` (outputs at valid
+  positions, zeros at padded ones, final states at each sequence's end), at
+  close to padded speed; see ``rnnmodels.layers.run_exact``.
+
+``impl`` says what runs the recurrence: ``"module"`` (the ``nn.LSTM``/``nn.GRU``
+kernels) or ``"cells"`` (a Python loop over ``nn.LSTMCell``/``nn.GRUCell`` with
+the same weights, the naive baseline). With cells, ``"packed"`` and ``"exact"``
+both mean "stop each sequence at its end" (there is no packed format to use).
 """
 
 from __future__ import annotations
@@ -30,8 +38,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-Varlen = Literal["padded", "packed"]
-VARLEN_MODES: tuple[str, ...] = ("padded", "packed")
+from rnnmodels.layers import run_cells, run_exact
+
+Varlen = Literal["padded", "packed", "exact"]
+VARLEN_MODES: tuple[str, ...] = ("padded", "packed", "exact")
+Impl = Literal["module", "cells"]
+IMPLS: tuple[str, ...] = ("module", "cells")
 
 
 class RecurrentModel(nn.Module):
@@ -53,6 +65,7 @@ class RecurrentModel(nn.Module):
         use_pack: bool = False,
         *,
         varlen: Varlen | None = None,
+        impl: Impl = "module",
     ) -> None:
         super().__init__()
         if n_dirs not in (1, 2):
@@ -63,12 +76,15 @@ class RecurrentModel(nn.Module):
             raise ValueError(f"`use_pack=True` conflicts with `varlen={varlen!r}`")
         if varlen not in VARLEN_MODES:
             raise ValueError(f"`varlen` must be one of {VARLEN_MODES}, got {varlen!r}")
+        if impl not in IMPLS:
+            raise ValueError(f"`impl` must be one of {IMPLS}, got {impl!r}")
         self.x_dim = x_dim
         self.embedding_dim = embedding_dim
         self.h_dim = h_dim
         self.n_layers = n_layers
         self.n_dirs = n_dirs
         self.varlen: Varlen = varlen
+        self.impl: Impl = impl
         self.embedding = nn.Embedding(x_dim, embedding_dim)
         self.rnn = self.rnn_class(
             input_size=embedding_dim,
@@ -109,7 +125,11 @@ class RecurrentModel(nn.Module):
         hx = self._initial_state(x_embed)
         if self.has_cell_state:
             hx = (hx, self._initial_state(x_embed))
-        if self.varlen == "packed":
+        if self.impl == "cells":
+            out, state = run_cells(self.rnn, x_embed, valid_len, hx, exact=self.varlen != "padded")
+        elif self.varlen == "exact":
+            out, state = run_exact(self.rnn, x_embed, valid_len, hx)
+        elif self.varlen == "packed":
             # pack_padded_sequence wants lengths on the CPU; sorting is done (and
             # undone, states included) by the packed sequence's indices.
             packed = pack_padded_sequence(x_embed, valid_len.cpu(), enforce_sorted=False)

@@ -125,3 +125,99 @@ def test_padded_final_states_are_taken_after_the_padding():
     torch.testing.assert_close(h_packed[:, 0], h_padded[:, 0])  # the full-length sequence agrees
     short = lens < 10
     assert short.any() and (h_packed[:, short] - h_padded[:, short]).abs().max() > 1e-3
+
+
+def _pair(model_class, n_layers, n_dirs, varlen, impl="module"):
+    """A packed reference and a model in ``varlen``/``impl`` mode with the same weights."""
+    torch.manual_seed(2)
+    reference = model_class(50, 12, 16, n_layers, n_dirs, use_pack=True).double()
+    other = model_class(50, 12, 16, n_layers, n_dirs, varlen=varlen, impl=impl).double()
+    other.load_state_dict(reference.state_dict())
+    return reference, other
+
+
+def _lengths_batch(seq_len=9):
+    """Unsorted lengths with repeats, one equal to L and one equal to 1."""
+    tokens, lens = synthetic_batch(7, seq_len, 50, "uniform:1", seed=5)
+    lens[2], lens[4], lens[5] = seq_len, 1, lens[1]
+    return tokens, lens
+
+
+def assert_same_as_packed(reference, other, tokens, lens, model_class, atol=1e-10):
+    with torch.no_grad():
+        out_ref, state_ref = reference(tokens, lens)
+        out, state = other(tokens, lens)
+    torch.testing.assert_close(out, out_ref, atol=atol, rtol=0)  # padding positions are zero in both
+    for s, s_ref in zip(states(model_class, state), states(model_class, state_ref), strict=True):
+        torch.testing.assert_close(s, s_ref, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+@pytest.mark.parametrize("n_dirs", [1, 2])
+def test_exact_mode_equals_packed_mode(model_class, n_layers, n_dirs):
+    reference, exact = _pair(model_class, n_layers, n_dirs, "exact")
+    tokens, lens = _lengths_batch()
+    assert_same_as_packed(reference, exact, tokens, lens, model_class)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize("lengths", ["full", "uniform@1"])
+def test_exact_mode_edge_lengths_and_gradients(model_class, lengths):
+    """All lengths equal L (one chunk), or all shorter than L; gradients equal packing's."""
+    reference, exact = _pair(model_class, 2, 2, "exact")
+    tokens, lens = synthetic_batch(5, 8, 50, "full", seed=1)
+    if lengths != "full":
+        lens = torch.tensor([3, 1, 5, 3, 2])  # max 5 < L = 8
+    assert_same_as_packed(reference, exact, tokens, lens, model_class)
+    grads = []
+    for model in (reference, exact):
+        model.zero_grad()
+        out, _ = model(tokens, lens)
+        out.pow(2).sum().backward()
+        grads.append(model.rnn.weight_hh_l1_reverse.grad.clone())
+    torch.testing.assert_close(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_padded_mode_is_not_exact_for_bidirectional(model_class):
+    reference, padded = _pair(model_class, 1, 2, "padded")
+    tokens, lens = _lengths_batch()
+    valid = torch.arange(9).unsqueeze(1) < lens.unsqueeze(0)
+    with torch.no_grad():
+        drift = (padded(tokens, lens)[0] - reference(tokens, lens)[0]).abs()[valid].max()
+    assert drift > 1e-3
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize("varlen", ["packed", "exact"])
+@pytest.mark.parametrize("n_dirs", [1, 2])
+def test_cells_stopping_at_each_end_equal_packed_module(model_class, varlen, n_dirs):
+    reference, cells = _pair(model_class, 2, n_dirs, varlen, impl="cells")
+    tokens, lens = _lengths_batch()
+    assert_same_as_packed(reference, cells, tokens, lens, model_class)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_padded_cells_equal_padded_module(model_class):
+    module, cells = _pair(model_class, 2, 2, "padded", impl="cells")
+    module.varlen = "padded"
+    tokens, lens = _lengths_batch()
+    assert_same_as_packed(module, cells, tokens, lens, model_class)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_cells_share_the_module_parameters(model_class):
+    _, cells = _pair(model_class, 1, 2, "exact", impl="cells")
+    tokens, lens = _lengths_batch()
+    out, _ = cells(tokens, lens)
+    out.sum().backward()
+    assert cells.rnn.weight_ih_l0_reverse.grad is not None
+    assert set(cells.state_dict()) == set(model_class(50, 12, 16, 1, 2).state_dict())
+
+
+def test_bad_varlen_and_impl_are_refused():
+    with pytest.raises(ValueError, match="varlen"):
+        LSTMModel(10, 4, 4, 1, 1, varlen="sorted")
+    with pytest.raises(ValueError, match="impl"):
+        GRUModel(10, 4, 4, 1, 1, impl="triton")

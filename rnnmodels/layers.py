@@ -1,0 +1,206 @@
+"""Ways to run an ``nn.LSTM``/``nn.GRU``'s own weights over a padded batch.
+
+``run_exact`` is the exact padded mode: padded input, results equal to packing.
+Per layer, the forward direction runs on the padded batch (padding comes after
+the valid steps, so valid outputs are exact) and the backward direction runs as
+a unidirectional pass over each sequence's valid part reversed in place
+(padding stays at the end), then is reversed back. Final states are taken at
+each sequence's last valid step:
+
+* GRU: the state is the output, so ``h_n`` is gathered from the outputs at
+  ``length - 1``; one fused kernel call per layer and direction.
+* LSTM: ``c_n`` is not an output, and one padded cuDNN/oneDNN call only returns
+  the states after the padding. So the LSTM runs each direction in time chunks
+  that end at the batch's distinct lengths, with the batch sorted by length and
+  shrunk as sequences end (the states carried between chunks), and keeps each
+  sequence's states at its end. That is one kernel call per distinct length;
+  the chunks also skip the padding's FLOPs. Recomputing ``c`` from the outputs
+  instead would cost as much as a second forward pass, and inverting
+  ``h = o * tanh(c)`` is not exact once ``tanh`` saturates.
+
+``run_cells`` is the naive baseline (fastrnns calls it ``py``): a Python loop
+over ``nn.LSTMCell``/``nn.GRUCell`` that share the module's parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def direction_params(rnn: nn.RNNBase, layer: int, direction: int) -> list[torch.Tensor]:
+    """The weights of one layer and direction, in the order torch.lstm/gru want."""
+    suffix = "_reverse" if direction else ""
+    names = WEIGHT_NAMES if rnn.bias else WEIGHT_NAMES[:2]
+    return [getattr(rnn, f"{name}_l{layer}{suffix}") for name in names]
+
+
+def reverse_valid(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence's valid steps in place (padding stays); its own inverse."""
+    return t.gather(0, index.unsqueeze(-1).expand_as(t))
+
+
+def _split(rnn: nn.RNNBase, hx: State) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if isinstance(rnn, nn.LSTM):
+        h0, c0 = hx  # type: ignore[misc]
+        return h0, c0
+    return hx, None  # type: ignore[return-value]
+
+
+def _gru_direction(
+    rnn: nn.GRU, inp: torch.Tensor, h0: torch.Tensor, params: list[torch.Tensor], lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One padded call; the state at each sequence's end is its output there."""
+    out, _ = torch.gru(inp, h0.unsqueeze(0), params, rnn.bias, 1, 0.0, rnn.training, False, False)
+    last = (lengths - 1).to(inp.device)
+    h_n = out[last, torch.arange(out.size(1), device=inp.device)]
+    return out, h_n
+
+
+def _lstm_direction(
+    rnn: nn.LSTM,
+    inp: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    params: list[torch.Tensor],
+    lengths: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Chunks that end at the distinct lengths, the batch sorted and shrinking."""
+    seq_len, batch = inp.shape[:2]
+    sorted_len, order = lengths.sort(descending=True, stable=True)
+    order_dev = order.to(inp.device)
+    inp = inp.index_select(1, order_dev)
+    h, c = h0.index_select(0, order_dev), c0.index_select(0, order_dev)
+    counts = sorted_len.tolist()
+    outs: list[torch.Tensor] = []
+    ended_h: list[torch.Tensor] = []
+    ended_c: list[torch.Tensor] = []
+    start = 0
+    for end in sorted(set(counts)):
+        active = sum(n >= end for n in counts)  # rows 0..active-1: the longest ones
+        still = sum(n > end for n in counts)
+        out, h_k, c_k = torch.lstm(
+            inp[start:end, :active].contiguous(),
+            (h[:active].unsqueeze(0), c[:active].unsqueeze(0)),
+            params,
+            rnn.bias,
+            1,
+            0.0,
+            rnn.training,
+            False,
+            False,
+        )
+        outs.append(F.pad(out, (0, 0, 0, batch - active)))
+        h, c = h_k[0], c_k[0]
+        ended_h.append(h[still:active])  # the sequences of length `end`
+        ended_c.append(c[still:active])
+        start = end
+    out = torch.cat(outs, 0)
+    if start < seq_len:  # every sequence is shorter than the padded length
+        out = F.pad(out, (0, 0, 0, 0, 0, seq_len - start))
+    inverse = torch.argsort(order_dev)
+    # Shorter sequences end first, and they are the last rows of the sorted batch.
+    h_n = torch.cat(ended_h[::-1], 0).index_select(0, inverse)
+    c_n = torch.cat(ended_c[::-1], 0).index_select(0, inverse)
+    return out.index_select(1, inverse), h_n, c_n
+
+
+def run_exact(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, hx: State) -> tuple[torch.Tensor, State]:
+    """Exact results from a padded batch ``x`` ``(L, B, I)``; padding outputs are zero.
+
+    ``lengths`` ``(B,)`` lives on the CPU (the chunk plan is made there).
+    """
+    is_lstm = isinstance(rnn, nn.LSTM)
+    dirs = 2 if rnn.bidirectional else 1
+    h0, c0 = _split(rnn, hx)
+    seq_len = x.size(0)
+    lengths = lengths.cpu()
+    steps = torch.arange(seq_len, device=x.device).unsqueeze(1)
+    len_dev = lengths.to(x.device).unsqueeze(0)
+    valid = steps < len_dev  # (L, B)
+    reverse_index = torch.where(valid, len_dev - 1 - steps, steps)
+    keep = valid.unsqueeze(-1).to(x.dtype)
+    layer_in = x
+    h_n: list[torch.Tensor] = []
+    c_n: list[torch.Tensor] = []
+    for layer in range(rnn.num_layers):
+        outs = []
+        for direction in range(dirs):
+            k = layer * dirs + direction
+            params = direction_params(rnn, layer, direction)
+            inp = reverse_valid(layer_in, reverse_index) if direction else layer_in
+            if is_lstm:
+                assert c0 is not None
+                out, h, c = _lstm_direction(rnn, inp, h0[k], c0[k], params, lengths)  # type: ignore[arg-type]
+                c_n.append(c)
+            else:
+                out, h = _gru_direction(rnn, inp, h0[k], params, lengths)  # type: ignore[arg-type]
+                out = out * keep  # the padded call leaves garbage after each sequence's end
+            outs.append(reverse_valid(out, reverse_index) if direction else out)
+            h_n.append(h)
+        layer_in = torch.cat(outs, -1) if dirs > 1 else outs[0]
+    h_stack = torch.stack(h_n, 0)
+    return layer_in, ((h_stack, torch.stack(c_n, 0)) if is_lstm else h_stack)
+
+
+def make_cell(rnn: nn.RNNBase, layer: int, direction: int) -> nn.RNNCellBase:
+    """An ``nn.LSTMCell``/``nn.GRUCell`` whose parameters are the module's own.
+
+    Built on the meta device (no memory, no init cost), then its parameters are
+    replaced by the module's: gradients reach the module's weights.
+    """
+    cell_class = nn.LSTMCell if isinstance(rnn, nn.LSTM) else nn.GRUCell
+    input_size = rnn.input_size if layer == 0 else rnn.hidden_size * (2 if rnn.bidirectional else 1)
+    cell = cell_class(input_size, rnn.hidden_size, bias=rnn.bias, device="meta")
+    names = WEIGHT_NAMES if rnn.bias else WEIGHT_NAMES[:2]
+    for name, param in zip(names, direction_params(rnn, layer, direction), strict=True):
+        setattr(cell, name, param)
+    return cell
+
+
+def run_cells(
+    rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, hx: State, exact: bool
+) -> tuple[torch.Tensor, State]:
+    """A Python loop over cells. ``exact``: steps past a sequence's end leave its
+    state alone and output zeros (equal to packing); else the padding is read as
+    data, like the padded module."""
+    is_lstm = isinstance(rnn, nn.LSTM)
+    dirs = 2 if rnn.bidirectional else 1
+    h0, c0 = _split(rnn, hx)
+    seq_len = x.size(0)
+    valid = (torch.arange(seq_len).unsqueeze(1) < lengths.cpu().unsqueeze(0)).to(x.device)  # (L, B)
+    layer_in = x
+    h_n: list[torch.Tensor] = []
+    c_n: list[torch.Tensor] = []
+    for layer in range(rnn.num_layers):
+        outs = []
+        for direction in range(dirs):
+            k = layer * dirs + direction
+            cell = make_cell(rnn, layer, direction)
+            h = h0[k]
+            c = c0[k] if c0 is not None else None
+            step_out: list[torch.Tensor] = [h] * seq_len
+            for t in reversed(range(seq_len)) if direction else range(seq_len):
+                if is_lstm:
+                    h_new, c_new = cell(layer_in[t], (h, c))
+                else:
+                    h_new, c_new = cell(layer_in[t], h), None
+                if exact:
+                    m = valid[t].unsqueeze(1)
+                    h = torch.where(m, h_new, h)
+                    c = torch.where(m, c_new, c) if is_lstm else None
+                    step_out[t] = h_new * m
+                else:
+                    h, c = h_new, c_new
+                    step_out[t] = h_new
+            outs.append(torch.stack(step_out, 0))
+            h_n.append(h)
+            if c is not None:
+                c_n.append(c)
+        layer_in = torch.cat(outs, -1) if dirs > 1 else outs[0]
+    h_stack = torch.stack(h_n, 0)
+    return layer_in, ((h_stack, torch.stack(c_n, 0)) if is_lstm else h_stack)
