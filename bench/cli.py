@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.errors import UsageError
-from bench.spec import AXES
+from bench.spec import INPUT_AXES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -30,7 +30,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="a preset name (quick, default, full, ci)")
     src.add_argument("--spec", help="a spec TOML file")
-    for axis in AXES:
+    for axis in INPUT_AXES:
         p.add_argument(axis.flag, dest=axis.name, metavar="V[,V...]", help=f"override the {axis.name} axis")
     p.add_argument("--out", type=Path, help="results CSV (default: results/<run_id>.csv)")
     p.add_argument("--resume", action="store_true", help="skip cases already in --out and append the rest")
@@ -69,7 +69,7 @@ def build_parser() -> Parser:
     c.add_argument("--out", type=Path, help="output folder (default: reports/compare/<base>--<current>/)")
     pr = sub.add_parser("profile", help="py-spy flame graph and torch.profiler tables for cases")
     pr.add_argument("case", nargs="*", help="case ids (two: also compare their operators)")
-    for axis in AXES:
+    for axis in INPUT_AXES:
         pr.add_argument(axis.flag, dest=axis.name, metavar="V", help=f"the {axis.name} of the case (instead of an id)")
     pr.add_argument("--py-spy", action="store_true", help="only the py-spy flame graph")
     pr.add_argument("--torch", action="store_true", help="only the torch.profiler tables and trace")

@@ -68,7 +68,7 @@ class SideWriter:
     def write(self, case: Case, ready: dict, blocks: list[dict[str, list[float]]], config: TimerConfig) -> None:
         row: dict[str, Any] = {
             "case_id": case.case_id,
-            **case.axes(),
+            **case.columns(),
             "run_id": self.run_id,
             "schema_version": SCHEMA_VERSION,
             "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -81,7 +81,8 @@ class SideWriter:
             m = Measurement(phases, warmup_runs=1, sampling_s=0.0, reached_target=True)
             row.update(measured_columns(facts, m, config, ready["peak_gflop_per_s"]), **ready["provenance"])
             row.update(
-                max_abs_err=ready["max_abs_err"],
+                # .get: a worker of an older tree does not send every column.
+                **{k: ready.get(k) for k in ("max_abs_err", "state_max_abs_err", "compile_s")},
                 gpu_name=ready["gpu_name"],
                 note=f"{len(blocks)} blocks interleaved with another tree",
             )
@@ -120,7 +121,7 @@ def side_by_side(
         with Bar(len(cases)) as bar:
             for case in cases:
                 bar.start(case.case_id)
-                ready = {side: workers[side].ask({"case": case.axes()}) for side in sides}
+                ready = {side: workers[side].ask({"case": case.wire_axes()}) for side in sides}
                 got: dict[str, list[dict[str, list[float]]]] = {side: [] for side in sides}
                 live = [s for s in sides if "error" not in ready[s]]
                 for k in range(blocks if len(live) == len(sides) else 0):

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError
-from bench.spec import AXES
+from bench.spec import CASE_COLUMN_NAMES
 
-# History: 1 = first release (DESIGN.md columns + max_abs_err + note).
+# History: 1 = first release (DESIGN.md columns + max_abs_err + note); later columns
+# (varlen, impl, state_max_abs_err, compile_s) were added without a new version: readers
+# fill them in for older files (bench.report.load).
 SCHEMA_VERSION = 1
 
-CASE_COLUMNS: tuple[str, ...] = ("case_id", *(a.name for a in AXES))
+CASE_COLUMNS: tuple[str, ...] = ("case_id", *CASE_COLUMN_NAMES)
 MEASURE_COLUMNS: tuple[str, ...] = (
     "status",
     "error",
@@ -48,6 +50,8 @@ MEASURE_COLUMNS: tuple[str, ...] = (
     "efficiency",
     "peak_mem_mb",
     "max_abs_err",
+    "state_max_abs_err",
+    "compile_s",
     "note",
 )
 PROVENANCE_COLUMNS: tuple[str, ...] = (

@@ -109,9 +109,8 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> tuple[dict[str, An
         work = build(case)
         with work.context():
             m = measure(work.phases, config, cuda=cuda, before_sample=work.before_sample)
-            error = work.max_abs_err()  # after timing: nothing of it lands in the samples
-        row = measured_columns(WorkFacts.of(work), m, config, peak)
-        row["max_abs_err"] = error
+            extra = work.extra_columns()  # after timing: nothing of it lands in the samples
+        row = measured_columns(WorkFacts.of(work), m, config, peak) | extra
         if cuda:
             # Allocator peak over build + warm-up + samples: weights, inputs, activations.
             row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -204,7 +203,7 @@ def run_sweep(
                     measured, m = run_case_isolated(case, spec.timer, peak)
                 else:
                     measured, m = run_case(case, spec.timer, peak)
-                row = {"case_id": case.case_id, **case.axes(), **measured, **provenance}
+                row = {"case_id": case.case_id, **case.columns(), **measured, **provenance}
                 row.update(
                     run_id=run_id,
                     timestamp=dt.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -65,15 +65,25 @@ AXES: tuple[Axis, ...] = (
     Axis("seq_len", "int", (64,)),
     Axis("num_layers", "int", (1,)),
     Axis("bidirectional", "bool", (False,)),
-    Axis("packed", "bool", (False,)),
+    Axis("varlen", "word", ("padded",), ("padded", "packed", "exact")),
     Axis("lengths", "word", ("uniform",)),  # free-form: full | uniform | uniform:MIN
     Axis("embedding_dim", "int", (256,)),
     Axis("hidden_size", "int", (512,)),
     Axis("vocab_size", "int", (100,), minimum=2),
     Axis("backend", "word", ("default",), ("default", "native")),
     Axis("threads", "int", (0,), minimum=0),  # 0 = all of torch's threads at run time
+    Axis("impl", "word", ("module",), ("module", "compiled", "cells")),
 )
 AXIS_BY_NAME = {a.name: a for a in AXES}
+# `packed` was an axis before `varlen` took its place; it is still read (TOML key,
+# --packed flag) as `varlen` packed/padded, and still written as a CSV column that
+# is true exactly for varlen=packed, so older results and compares keep working.
+PACKED_ALIAS = Axis("packed", "bool", (False,))
+INPUT_AXES: tuple[Axis, ...] = (*AXES, PACKED_ALIAS)
+INPUT_AXES_BY_NAME = {a.name: a for a in INPUT_AXES}
+CASE_COLUMN_NAMES: tuple[str, ...] = tuple(
+    name for a in AXES for name in (("packed", a.name) if a.name == "varlen" else (a.name,))
+)
 EXAMPLE_ID = "lstm-cpu-float32-inference-b32-l64-n1-uni-packed-uniform-e256-h512-v100-default-t2"
 
 
@@ -89,17 +99,26 @@ class Case:
     seq_len: int
     num_layers: int
     bidirectional: bool
-    packed: bool
+    varlen: str
     lengths: str
     embedding_dim: int
     hidden_size: int
     vocab_size: int
     backend: str
     threads: int
+    impl: str = "module"
+
+    @property
+    def packed(self) -> bool:
+        return self.varlen == "packed"
 
     @property
     def case_id(self) -> str:
-        """Readable and stable: the same axes give the same id in every run."""
+        """Readable and stable: the same axes give the same id in every run.
+
+        ``impl=module`` adds nothing, so ids from before the impl axis still match.
+        """
+        impl = () if self.impl == "module" else (self.impl,)
         return "-".join(
             (
                 self.model,
@@ -110,13 +129,14 @@ class Case:
                 f"l{self.seq_len}",
                 f"n{self.num_layers}",
                 "bi" if self.bidirectional else "uni",
-                "packed" if self.packed else "padded",
+                self.varlen,
                 self.lengths.replace(":", "@"),
                 f"e{self.embedding_dim}",
                 f"h{self.hidden_size}",
                 f"v{self.vocab_size}",
                 self.backend,
                 f"t{self.threads}",
+                *impl,
             )
         )
 
@@ -124,12 +144,13 @@ class Case:
     def from_id(cls, case_id: str) -> Case:
         """The case a ``case_id`` names; UsageError if it names none."""
         parts = case_id.split("-")
-        prefixes = ("", "", "", "", "b", "l", "n", "", "", "", "e", "h", "v", "", "t")
+        if len(parts) == len(AXES) - 1:
+            parts.append("module")
+        prefixes = ("", "", "", "", "b", "l", "n", "", "", "", "e", "h", "v", "", "t", "")
         if len(parts) != len(AXES) or any(not p.startswith(x) for p, x in zip(parts, prefixes, strict=False)):
             raise UsageError(f"CASE {case_id!r} is not a case_id (like {EXAMPLE_ID})")
         raw = [p[len(x) :] for p, x in zip(parts, prefixes, strict=True)]
         raw[7] = {"bi": "true", "uni": "false"}.get(raw[7], raw[7])
-        raw[8] = {"packed": "true", "padded": "false"}.get(raw[8], raw[8])
         raw[9] = raw[9].replace("@", ":")
         values = {a.name: parse_value(a, v, f"CASE {case_id!r} {a.name}") for a, v in zip(AXES, raw, strict=True)}
         case = cls(**values)
@@ -142,7 +163,34 @@ class Case:
         return 2 if self.bidirectional else 1
 
     def axes(self) -> dict[str, Any]:
+        """The fields: ``Case(**case.axes())`` is the same case."""
         return dataclasses.asdict(self)
+
+    def wire_axes(self) -> dict[str, Any]:
+        """The axes as a worker of any rnnbench tree reads them (``from_axes``).
+
+        Trees from before the varlen and impl axes build ``Case(**axes)`` with a
+        ``packed`` field; cases they can run are sent in that form, so that
+        ``--against`` an older commit keeps working.
+        """
+        axes = self.axes()
+        if self.impl == "module" and self.varlen in ("padded", "packed"):
+            del axes["impl"], axes["varlen"]
+            axes = {**axes, "packed": self.packed}
+        return axes
+
+    @classmethod
+    def from_axes(cls, axes: dict[str, Any]) -> Case:
+        """The inverse of ``wire_axes`` (and of ``axes``)."""
+        axes = dict(axes)
+        if "packed" in axes:
+            axes["varlen"] = "packed" if axes.pop("packed") else "padded"
+        return cls(**axes)
+
+    def columns(self) -> dict[str, Any]:
+        """The case columns of a results row (the axes plus the derived ``packed``)."""
+        axes = self.axes()
+        return {name: self.packed if name == "packed" else axes[name] for name in CASE_COLUMN_NAMES}
 
 
 @dataclass(frozen=True)
@@ -246,10 +294,22 @@ def spec_from_toml(text: str, source: str) -> Spec:
 def _parse_axes(raw: Any, where: str) -> dict[str, tuple[Any, ...]]:
     if not isinstance(raw, dict):
         raise UsageError(f"{where}: must be a table")
-    bad = set(raw) - set(AXIS_BY_NAME)
+    bad = set(raw) - set(AXIS_BY_NAME) - {"packed"}
     if bad:
         raise UsageError(f"{where}: unknown axis {sorted(bad)[0]!r} (axes: {', '.join(AXIS_BY_NAME)})")
-    return {name: parse_list(AXIS_BY_NAME[name], value, f"{where}.{name}") for name, value in raw.items()}
+    parsed = {name: parse_list(INPUT_AXES_BY_NAME[name], value, f"{where}.{name}") for name, value in raw.items()}
+    return _packed_as_varlen(parsed, f"{where}.packed")
+
+
+def _packed_as_varlen(axes: dict[str, tuple[Any, ...]], where: str) -> dict[str, tuple[Any, ...]]:
+    """Turn the old ``packed`` true/false axis into ``varlen`` packed/padded."""
+    if "packed" not in axes:
+        return axes
+    if "varlen" in axes:
+        raise UsageError(f"{where}: give varlen or packed, not both (packed true/false = varlen packed/padded)")
+    axes = dict(axes)
+    axes["varlen"] = tuple("packed" if p else "padded" for p in axes.pop("packed"))
+    return axes
 
 
 def with_overrides(spec: Spec, overrides: dict[str, str | None]) -> Spec:
@@ -258,8 +318,10 @@ def with_overrides(spec: Spec, overrides: dict[str, str | None]) -> Spec:
     given = {}
     for name, raw in overrides.items():
         if raw is not None:
-            axis = AXIS_BY_NAME[name]
-            given[name] = axes[name] = parse_list(axis, raw, axis.flag)
+            axis = INPUT_AXES_BY_NAME[name]
+            given[name] = parse_list(axis, raw, axis.flag)
+    given = _packed_as_varlen(given, PACKED_ALIAS.flag)
+    axes.update(given)
     grids = tuple({k: v for k, v in g.items() if k not in given} for g in spec.grids)
     return dataclasses.replace(spec, axes=axes, grids=grids)
 

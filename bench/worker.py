@@ -36,7 +36,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
         request = json.loads(line)
         try:
             if "case" in request:
-                work = build(Case(**request["case"]))
+                work = build(Case.from_axes(request["case"]))
                 with work.context():
                     measure(
                         work.phases,
@@ -44,14 +44,14 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                         cuda=work.case.device == "cuda",
                         before_sample=work.before_sample,
                     )
-                    error = work.max_abs_err()
+                    extra = work.extra_columns()
                 c = work.case
                 reply = {
                     "ready": True,
                     "valid_tokens": work.valid_tokens,
                     "padding_fraction": work.padding_fraction,
                     "gflop": work.gflop,
-                    "max_abs_err": error,
+                    **extra,
                     "peak_gflop_per_s": peaks.get(c.device, c.dtype, c.threads),
                     "provenance": env.provenance(),
                     "gpu_name": env.gpu_name() if c.device == "cuda" else "",

@@ -3,14 +3,21 @@
 Everything is built here, once per case, outside the timed region. The phases
 are what the timer brackets: ``fwd`` for inference; ``fwd`` then ``bwd`` for
 training (timed separately, like fastrnns and DeepBench).
+
+``impl`` picks what runs: ``module`` (the model as it is), ``cells`` (the
+model's cell loop over the same weights) or ``compiled`` (``torch.compile`` of
+the model; ``compile`` runs the phases once so that the compile time is kept
+apart, in ``compile_s``, and out of the samples).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -22,6 +29,10 @@ from rnnmodels.flops import training_flops
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 INPUT_SEED = 0
 WEIGHT_SEED = 0
+
+
+def _as_tuple(state: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
 
 
 @contextlib.contextmanager
@@ -51,11 +62,13 @@ class Workload:
     """A built case: the model, its inputs and the phases to time."""
 
     case: Case
-    model: RecurrentModel
+    model: RecurrentModel  # the eager model; its weights are the reference's too
     tokens: torch.Tensor  # (B, L) on the case's device
     lengths: torch.Tensor  # (B,) on the CPU, where pack_padded_sequence wants it
     phases: list[Phase] = field(default_factory=list)
     loss: torch.Tensor | None = None
+    runner: Callable[..., Any] | None = None  # what the phases call: the model, or its compiled form
+    compile_s: float | None = None
 
     @property
     def valid_tokens(self) -> int:
@@ -72,8 +85,24 @@ class Workload:
         return (training_flops(fwd) if c.mode == "training" else fwd) / 1e9
 
     def forward(self) -> torch.Tensor:
-        out, _ = self.model(self.tokens, self.lengths)
+        out, _ = (self.runner or self.model)(self.tokens, self.lengths)
         return out
+
+    def compile(self) -> None:
+        """For ``impl=compiled``: compile now, timing the first run of the phases."""
+        if self.case.impl != "compiled":
+            return
+        # A fresh start per case: dynamo's per-function recompile limit would
+        # otherwise make later cases fall back to eager without a word.
+        torch._dynamo.reset()
+        self.runner = torch.compile(self.model, fullgraph=False, dynamic=False)
+        start = time.perf_counter()
+        for _, step in self.phases:
+            self.before_sample()
+            step()
+        if self.case.device == "cuda":
+            torch.cuda.synchronize()
+        self.compile_s = time.perf_counter() - start
 
     def _train_forward(self) -> None:
         # The sum keeps every output in the graph; float() so bf16 sums don't saturate.
@@ -88,11 +117,13 @@ class Workload:
         if self.case.mode == "training":
             self.model.zero_grad(set_to_none=True)
 
-    def max_abs_err(self) -> float:
-        """Largest output difference at valid positions from the packed reference.
+    def errors(self) -> tuple[float, float]:
+        """Largest differences from the packed ``module`` reference: outputs at
+        valid positions, and final states.
 
         The reference is the same model (same weights, same inputs) in packed
-        mode, which is exact; padded bidirectional/stacked models drift from it.
+        mode, which is exact; padded bidirectional/stacked models drift from it,
+        and padded final states are taken after the padding.
         """
         c = self.case
         reference = MODEL_CLASSES[c.model](
@@ -101,11 +132,18 @@ class Workload:
         reference.load_state_dict(self.model.state_dict())
         reference.to(device=c.device, dtype=DTYPES[c.dtype])
         with torch.no_grad():
-            out = self.forward()
-            expected, _ = reference(self.tokens, self.lengths)
+            out, state = (self.runner or self.model)(self.tokens, self.lengths)
+            expected, expected_state = reference(self.tokens, self.lengths)
         valid = torch.arange(c.seq_len).unsqueeze(1) < self.lengths.unsqueeze(0)  # (L, B)
-        diff = (out.float() - expected.float()).abs()[valid.to(out.device)]
-        return float(diff.max())
+        out_err = (out.float() - expected.float()).abs()[valid.to(out.device)].max()
+        pairs = zip(_as_tuple(state), _as_tuple(expected_state), strict=True)
+        state_err = max(float((s.float() - e.float()).abs().max()) for s, e in pairs)
+        return float(out_err), state_err
+
+    def extra_columns(self) -> dict[str, float | None]:
+        """The row's columns besides timings: errors against packing, compile time."""
+        out_err, state_err = self.errors()
+        return {"max_abs_err": out_err, "state_max_abs_err": state_err, "compile_s": self.compile_s}
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
@@ -115,6 +153,8 @@ class Workload:
             stack.enter_context(backend_flags(self.case.device, self.case.backend))
             if self.case.mode == "inference":
                 stack.enter_context(torch.inference_mode())
+            if self.runner is None:
+                self.compile()  # under the flags the timing uses: they shape the graph
             yield
 
 
@@ -123,7 +163,13 @@ def build(case: Case) -> Workload:
     torch.manual_seed(WEIGHT_SEED)
     model_class = MODEL_CLASSES[case.model]
     model = model_class(
-        case.vocab_size, case.embedding_dim, case.hidden_size, case.num_layers, case.num_dirs, case.packed
+        case.vocab_size,
+        case.embedding_dim,
+        case.hidden_size,
+        case.num_layers,
+        case.num_dirs,
+        varlen=case.varlen,  # type: ignore[arg-type]
+        impl="cells" if case.impl == "cells" else "module",
     )
     model = model.to(device=case.device, dtype=DTYPES[case.dtype])
     model.train(case.mode == "training")

@@ -37,7 +37,7 @@ class SuiteCSV:
         self.samples = AppendWriter(samples, SAMPLE_COLUMNS)
 
     def write(self, case, measured: dict, phases: dict[str, list[float]]) -> None:
-        row = {"case_id": case.case_id, **case.axes(), **measured, **self.provenance}
+        row = {"case_id": case.case_id, **case.columns(), **measured, **self.provenance}
         row.update(
             run_id=self.run_id,
             schema_version=SCHEMA_VERSION,

@@ -63,7 +63,7 @@ def test_case(benchmark, case, timer_config, suite_csv):
         rounds = int(min(timer_config.max_samples, max(timer_config.min_samples, timer_config.budget_s / per_step)))
         for values in phases.values():
             values.clear()
-        benchmark.extra_info.update(case.axes() | {"case_id": case.case_id})
+        benchmark.extra_info.update(case.columns() | {"case_id": case.case_id})
         benchmark.pedantic(step, setup=work.before_sample, rounds=rounds, warmup_rounds=1, iterations=1)
         # pedantic's warm-up round also ran step(): keep only the timed rounds.
         for values in phases.values():
@@ -73,6 +73,6 @@ def test_case(benchmark, case, timer_config, suite_csv):
         peak = PEAKS.get(case.device, case.dtype, case.threads)
         m = Measurement(phases, warmup_runs=timer_config.warmup_runs, sampling_s=0.0, reached_target=True)
         with work.context():
-            measured = measured_columns(WorkFacts.of(work), m, timer_config, peak) | {"max_abs_err": work.max_abs_err()}
+            measured = measured_columns(WorkFacts.of(work), m, timer_config, peak) | work.extra_columns()
         measured.pop("note", None)
         suite_csv.write(case, measured, phases)

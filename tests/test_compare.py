@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def case(batch_size: int) -> Case:
-    return Case("lstm", "cpu", "float32", "inference", batch_size, 16, 1, False, False, "full", 8, 8, 10, "default", 1)
+    return Case("lstm", "cpu", "float32", "inference", batch_size, 16, 1, False, "padded", "full", 8, 8, 10, "default", 1)
 
 
 def write_run(
@@ -34,7 +34,7 @@ def write_run(
         c = case(b)
         row = {
             "case_id": c.case_id,
-            **c.axes(),
+            **c.columns(),
             "run_id": path.stem,
             "schema_version": SCHEMA_VERSION,
             "torch_version": torch_version,

@@ -13,7 +13,7 @@ from bench.results import COLUMNS, SCHEMA_VERSION, AppendWriter
 from bench.spec import Case
 
 CASES = [
-    Case(m, "cpu", "float32", "inference", b, 16, 1, False, False, "full", 8, 8, 10, "default", 1)
+    Case(m, "cpu", "float32", "inference", b, 16, 1, False, "padded", "full", 8, 8, 10, "default", 1)
     for m in ("lstm", "gru")
     for b in (4, 16)
 ]
@@ -30,7 +30,7 @@ def write_history(folder: Path, factor, runs: int = 10, seed: int = 0, cpu: str 
             writer.write(
                 {
                     "case_id": case.case_id,
-                    **case.axes(),
+                    **case.columns(),
                     "status": "ok",
                     "median_ms": median,
                     "ci_low_ms": median * 0.99,

@@ -1,5 +1,7 @@
 """Spec loading, overrides, grid expansion and case ids."""
 
+import dataclasses
+
 import pytest
 
 from bench.errors import UsageError
@@ -47,7 +49,7 @@ def test_case_id_is_stable_and_readable():
         64,
         2,
         True,
-        True,
+        "packed",
         "uniform:16",
         256,
         512,
@@ -58,6 +60,23 @@ def test_case_id_is_stable_and_readable():
     assert case.case_id == "lstm-cpu-float32-inference-b32-l64-n2-bi-packed-uniform@16-e256-h512-v100-default-t2"
     again = Case(**case.axes())
     assert again.case_id == case.case_id and hash(again) == hash(case)
+    assert Case.from_id(case.case_id) == case
+    cells = dataclasses.replace(case, varlen="exact", impl="cells")
+    assert cells.case_id == case.case_id.replace("-packed-", "-exact-") + "-cells"
+    assert Case.from_id(cells.case_id) == cells and not cells.packed
+    assert case.columns()["packed"] is True and list(case.columns()).index("packed") == 8
+
+
+def test_packed_is_read_as_varlen():
+    """Specs and flags from before the varlen axis keep working."""
+    spec = spec_from_toml("[axes]\npacked = [false, true]\n", "old.toml")
+    assert spec.axes["varlen"] == ("padded", "packed")
+    spec = with_overrides(load_spec(), {"packed": "true", "varlen": None})
+    assert spec.axes["varlen"] == ("packed",)
+    with pytest.raises(UsageError, match="not both"):
+        with_overrides(load_spec(), {"packed": "true", "varlen": "exact"})
+    with pytest.raises(UsageError, match="not both"):
+        spec_from_toml("[axes]\npacked = true\nvarlen = 'exact'\n", "mixed.toml")
 
 
 def test_device_auto_and_threads_auto():

@@ -9,7 +9,7 @@ from bench.commands import validate
 from bench.spec import Case
 from bench.timer import TimerConfig
 
-TINY = Case("gru", "cpu", "float32", "inference", 2, 8, 1, False, True, "uniform", 8, 8, 20, "default", 1)
+TINY = Case("gru", "cpu", "float32", "inference", 2, 8, 1, False, "packed", "uniform", 8, 8, 20, "default", 1)
 
 
 def shorten(monkeypatch):

@@ -9,13 +9,13 @@ import torch
 
 from bench.errors import UsageError
 from bench.profiling import profile_case, write_diff
-from bench.spec import AXES, Case, expand, load_spec, with_overrides
+from bench.spec import AXES, INPUT_AXES, Case, expand, load_spec, with_overrides
 
 PROFILES_DIR = Path("reports") / "profiles"
 
 
 def resolve_cases(args: argparse.Namespace) -> list[Case]:
-    overrides = {a.name: getattr(args, a.name) for a in AXES}
+    overrides = {a.name: getattr(args, a.name) for a in INPUT_AXES}
     given = {k: v for k, v in overrides.items() if v is not None}
     if args.case and given:
         raise UsageError("give case ids or axis flags, not both")

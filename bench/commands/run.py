@@ -14,7 +14,7 @@ from bench.errors import UsageError
 from bench.results import run_paths
 from bench.runner import new_run_id, prepare_output, run_sweep
 from bench.shard import parse_shard, shard_cases
-from bench.spec import AXES, Case, Spec, expand, load_spec, with_overrides
+from bench.spec import INPUT_AXES, Case, Spec, expand, load_spec, with_overrides
 from bench.workload import dtype_supported
 
 RESULTS_DIR = Path("results")
@@ -23,7 +23,7 @@ RESULTS_DIR = Path("results")
 def resolve(args: argparse.Namespace) -> tuple[Spec, list[Case]]:
     """Spec + overrides + grid, every check done before anything runs."""
     spec = load_spec(args.preset, args.spec)
-    spec = with_overrides(spec, {a.name: getattr(args, a.name) for a in AXES})
+    spec = with_overrides(spec, {a.name: getattr(args, a.name) for a in INPUT_AXES})
     timer = spec.timer
     if args.budget_s is not None:
         if not args.budget_s > 0:

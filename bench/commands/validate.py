@@ -42,10 +42,10 @@ def validation_cases(device: str, threads: int) -> list[Case]:
         threads=threads,
     )
     return [
-        Case(model="lstm", batch_size=1, seq_len=16, bidirectional=False, packed=False, **base),
-        Case(model="lstm", batch_size=32, seq_len=64, bidirectional=True, packed=True, **base),
-        Case(model="gru", batch_size=32, seq_len=64, bidirectional=False, packed=False, **base),
-        Case(model="gru", batch_size=8, seq_len=128, bidirectional=True, packed=True, **base),
+        Case(model="lstm", batch_size=1, seq_len=16, bidirectional=False, varlen="padded", **base),
+        Case(model="lstm", batch_size=32, seq_len=64, bidirectional=True, varlen="packed", **base),
+        Case(model="gru", batch_size=32, seq_len=64, bidirectional=False, varlen="padded", **base),
+        Case(model="gru", batch_size=8, seq_len=128, bidirectional=True, varlen="packed", **base),
     ]
 
 

@@ -52,7 +52,7 @@ def write_index(
     flags = (["--py-spy"] if use_pyspy else []) + (["--torch"] if use_torch else [])
     command = shlex.join(["python", "-m", "bench", "profile", case.case_id, *flags, "--seconds", str(seconds)])
     doc = Document(f"Profile of {case.case_id}")
-    doc.add(Heading("Case"), Table(["axis", "value"], [[k, str(v)] for k, v in case.axes().items()]))
+    doc.add(Heading("Case"), Table(["axis", "value"], [[k, str(v)] for k, v in case.columns().items()]))
     doc.add(
         Heading("Environment"),
         Table(

@@ -12,13 +12,23 @@ import pandas as pd
 
 from bench.errors import UsageError
 from bench.results import CASE_COLUMNS, MEASURE_COLUMNS, SCHEMA_VERSION, STATUSES
-from bench.spec import AXES
+from bench.spec import AXES, INPUT_AXES
 
 # Every measurement column except the free-text ones is a number (or empty).
 NUMERIC = [c for c in MEASURE_COLUMNS if c not in ("status", "error", "note")]
-REQUIRED = (*CASE_COLUMNS, "status", "median_ms", "ci_low_ms", "ci_high_ms", "run_id", "schema_version")
+# Columns added after the first release, and what an older run without them meant.
+ADDED_CASE_COLUMNS = {"impl": "module", "varlen": None}  # None: derived from `packed`
+REQUIRED = (
+    *(c for c in CASE_COLUMNS if c not in ADDED_CASE_COLUMNS),
+    "status",
+    "median_ms",
+    "ci_low_ms",
+    "ci_high_ms",
+    "run_id",
+    "schema_version",
+)
 INT_AXES = [a.name for a in AXES if a.kind == "int"]
-BOOL_AXES = [a.name for a in AXES if a.kind == "bool"]
+BOOL_AXES = [a.name for a in INPUT_AXES if a.kind == "bool"]
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -55,6 +65,10 @@ def read_results(path: Path) -> pd.DataFrame:
         if not set(df[col]) <= {"true", "false"}:
             raise UsageError(f"{path}: column {col!r} must hold true/false")
         df[col] = df[col] == "true"
+    if "varlen" not in df.columns:  # before the varlen axis: packed or padded
+        df["varlen"] = df["packed"].map({True: "packed", False: "padded"})
+    if "impl" not in df.columns:
+        df["impl"] = ADDED_CASE_COLUMNS["impl"]
     for col in NUMERIC:
         if col not in df.columns:
             df[col] = ""  # an older run without this column

@@ -73,7 +73,7 @@ def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
 
 
 def fixed_axes(rows: pd.DataFrame, vary: list[str]) -> str:
-    keys = ["mode", "num_layers", "bidirectional", "packed", "dtype", "backend", "hidden_size"]
+    keys = ["mode", "num_layers", "bidirectional", "varlen", "impl", "dtype", "backend", "hidden_size"]
     first = rows.iloc[0]
     return ", ".join(f"{k}={first[k]}" for k in keys if k not in vary)
 
@@ -81,11 +81,11 @@ def fixed_axes(rows: pd.DataFrame, vary: list[str]) -> str:
 def packing(df: pd.DataFrame, folder: Path) -> Blocks:
     """Packed/padded time ratio over batch x length, with the padding behind it."""
     title = "Packed vs padded"
-    p = pairs(typical(df, vary=["batch_size", "seq_len", "packed"]), "packed", True, False)
+    p = pairs(typical(df, vary=["batch_size", "seq_len", "varlen"]), "varlen", "packed", "padded")
     if p.empty:
         return [
             Heading(title),
-            Paragraph(missing_note("packed and padded runs of the same cases", "--packed true,false")),
+            Paragraph(missing_note("packed and padded runs of the same cases", "--varlen padded,packed")),
         ]
     p["ratio"] = p["median_ms_a"] / p["median_ms_b"]
     groups = list(p.groupby(["model", "machine"], sort=True))
@@ -121,7 +121,7 @@ def packing(df: pd.DataFrame, folder: Path) -> Blocks:
 def drift(df: pd.DataFrame) -> Blocks:
     """How far padded outputs stray from packed ones, from the run's max_abs_err column."""
     rows = ok_rows(df)
-    rows = rows[~rows["packed"] & rows["max_abs_err"].notna()]
+    rows = rows[(rows["varlen"] == "padded") & (rows["impl"] == "module") & rows["max_abs_err"].notna()]
     if rows.empty:
         return [Paragraph("No padded rows with max_abs_err: the drift of padded results is not shown.")]
     table = rows.groupby(["model", "num_layers", "bidirectional"])["max_abs_err"].max().reset_index()

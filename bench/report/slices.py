@@ -16,6 +16,9 @@ from bench.spec import AXES
 # Axes that tell series apart in every plot rather than being fixed.
 SERIES = ("model", "device", "machine")
 AXIS_NAMES = [a.name for a in AXES]
+# Fixed at this value where present, whatever is most common: the other
+# sections are about the nn.LSTM/nn.GRU modules, not the naive or compiled variants.
+PREFERRED = {"impl": "module"}
 
 
 def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -28,7 +31,10 @@ def typical(df: pd.DataFrame, vary: Sequence[str], keep: Sequence[str] = SERIES)
     for axis in AXIS_NAMES:
         if axis in vary or axis in keep or rows.empty:
             continue
-        rows = rows[rows[axis] == rows[axis].mode().iloc[0]]
+        value = PREFERRED.get(axis)
+        if value is None or not (rows[axis] == value).any():
+            value = rows[axis].mode().iloc[0]
+        rows = rows[rows[axis] == value]
     return rows
 
 
@@ -51,7 +57,9 @@ def short_label(row: pd.Series) -> str:
     """A compact case name for axis labels: ``lstm b32 L64 2×bi packed train``."""
     parts = [row["model"], f"b{row['batch_size']}", f"L{row['seq_len']}"]
     parts.append(f"{row['num_layers']}×{'bi' if row['bidirectional'] else 'uni'}")
-    parts.append("packed" if row["packed"] else "padded")
+    parts.append(row["varlen"])
+    if row["impl"] != "module":
+        parts.append(row["impl"])
     if row["mode"] == "training":
         parts.append("train")
     return " ".join(str(p) for p in parts)
