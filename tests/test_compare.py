@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def case(batch_size: int) -> Case:
-    return Case("lstm", "cpu", "float32", "inference", batch_size, 16, 1, False, "padded", "full", 8, 8, 10, "default", 1)
+    return Case(
+        "lstm", "cpu", "float32", "inference", batch_size, 16, 1, False, "padded", "full", 8, 8, 10, "default", 1
+    )
 
 
 def write_run(
