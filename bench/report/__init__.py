@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.errors import UsageError
 from bench.report import sections_compare as compare
+from bench.report import sections_impl as impl
 from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
 from bench.report.document import Document, Paragraph, to_html, to_markdown
@@ -33,6 +34,7 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     doc.add(*scaling.scaling(df, out_dir, "batch_size", "seq_len"))
     doc.add(*scaling.scaling(df, out_dir, "seq_len", "batch_size"))
     doc.add(*scaling.packing(df, out_dir))
+    doc.add(*impl.implementations(df, out_dir))
     doc.add(*scaling.depth_direction(df, out_dir))
     doc.add(*compare.lstm_vs_gru(df, out_dir))
     doc.add(*compare.cpu_vs_gpu(df, out_dir))

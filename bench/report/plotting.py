@@ -8,6 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed (CI, GPU boxes)
 import matplotlib.pyplot as plt
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 STYLE = {
     "figure.figsize": (8.0, 3.6),
@@ -36,3 +38,21 @@ def save(fig, folder: Path, name: str) -> str:
         fig.savefig(folder / file)
     plt.close(fig)
     return file
+
+
+def ratio_norm(ratios) -> LogNorm:
+    """A log colour scale for time ratios with 1× in the middle (white in RdBu_r).
+
+    Symmetric in log space, so a cell shows blue only when its ratio is below 1.
+    """
+    lo, hi = float(min(ratios)), float(max(ratios))
+    span = max(hi, 1 / lo, 1.1)
+    return LogNorm(vmin=1 / span, vmax=span)
+
+
+def ratio_colorbar(fig, axes, mappable, label: str) -> None:
+    """A colour bar with plain ``0.5``-style ticks rather than powers of ten."""
+    bar = fig.colorbar(mappable, ax=axes, label=label)
+    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())

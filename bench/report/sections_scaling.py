@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LogNorm
-from matplotlib.ticker import FormatStrFormatter, NullLocator, ScalarFormatter
+from matplotlib.ticker import NullLocator, ScalarFormatter
 
 from bench.report.document import Heading, Image, Paragraph
-from bench.report.plotting import new_figure, save
+from bench.report.plotting import new_figure, ratio_colorbar, ratio_norm, save
 from bench.report.slices import missing_note, ok_rows, pairs, typical
 
 Blocks = list
@@ -90,7 +89,7 @@ def packing(df: pd.DataFrame, folder: Path) -> Blocks:
     p["ratio"] = p["median_ms_a"] / p["median_ms_b"]
     groups = list(p.groupby(["model", "machine"], sort=True))
     fig, axes = new_figure(ncols=len(groups), height=3.2)
-    norm = LogNorm(vmin=min(p["ratio"].min(), 0.9), vmax=max(p["ratio"].max(), 1.1))
+    norm = ratio_norm(p["ratio"])
     for ax, ((model, machine), g) in zip(axes[0], groups, strict=True):
         grid = g.pivot_table(index="seq_len", columns="batch_size", values="ratio")
         pad = g.pivot_table(index="seq_len", columns="batch_size", values="padding_fraction_b")
@@ -104,9 +103,7 @@ def packing(df: pd.DataFrame, folder: Path) -> Blocks:
         ax.set_ylabel("sequence length")
         ax.set_title(f"{model} · {machine}", fontsize=8)
         ax.grid(False)
-    bar = fig.colorbar(im, ax=axes[0].tolist(), label="packed time / padded time")
-    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
-    bar.ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    ratio_colorbar(fig, axes[0].tolist(), im, "packed time / padded time")
     file = save(fig, folder, "packing")
     worst, best = p.loc[p["ratio"].idxmax()], p.loc[p["ratio"].idxmin()]
     sentence = (

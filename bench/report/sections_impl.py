@@ -1,0 +1,166 @@
+"""Report section on implementation variants: exact padding, torch.compile, the cell loop.
+
+Every variant is timed against the packed ``module`` run of the same case (the
+exact reference), and shown with its recorded error against that reference, so
+a reader sees at once which fast paths are also right.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import FormatStrFormatter
+
+from bench.report.document import Heading, Image, Paragraph, Table
+from bench.report.plotting import new_figure, ratio_colorbar, ratio_norm, save
+from bench.report.slices import AXIS_NAMES, missing_note, ok_rows, pairs, typical
+
+Blocks = list
+EXACT_TOL = 1e-4  # float32 sums in another order differ by ~1e-7; drift is ~1e-2 and up
+VARIANT_ORDER = [
+    f"{impl}·{varlen}" for impl in ("module", "compiled", "cells") for varlen in ("padded", "packed", "exact")
+]
+
+
+def against_reference(df: pd.DataFrame) -> pd.DataFrame:
+    """Each ok row joined to the packed ``module`` row of its case: ``ratio`` and ``err``."""
+    rows = ok_rows(df).assign(variant=lambda d: d["impl"] + "·" + d["varlen"])
+    ref = rows[(rows["impl"] == "module") & (rows["varlen"] == "packed")]
+    on = [c for c in AXIS_NAMES if c not in ("impl", "varlen")] + ["machine"]
+    joined = rows.merge(ref[[*on, "median_ms"]], on=on, suffixes=("", "_ref"))
+    joined = joined[joined["variant"] != "module·packed"]
+    errors = joined[["max_abs_err", "state_max_abs_err"]]
+    return joined.assign(ratio=joined["median_ms"] / joined["median_ms_ref"], err=errors.max(axis=1, skipna=True))
+
+
+def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
+    title = "Implementations and exact padding"
+    j = against_reference(df)
+    if j.empty or j["variant"].nunique() < 1:
+        how = "--varlen padded,packed,exact --impl module,compiled,cells"
+        return [Heading(title), Paragraph(missing_note("variants beside packed module runs of the same cases", how))]
+    variants = [v for v in VARIANT_ORDER if v in set(j["variant"])]
+    fig, axes = new_figure(height=3.4)
+    ax = axes[0][0]
+    rng = np.random.default_rng(0)  # fixed jitter: the same CSV gives the same picture
+    for k, variant in enumerate(variants):
+        g = j[j["variant"] == variant]
+        right = g["err"] < EXACT_TOL
+        x = k + rng.uniform(-0.2, 0.2, len(g))
+        ax.scatter(x[right], g["ratio"][right], s=12, color="tab:blue", label="exact" if k == 0 else None)
+        ax.scatter(x[~right], g["ratio"][~right], s=16, marker="x", color="tab:red", label="wrong" if k == 0 else None)
+        worst = g["err"].max()
+        ax.annotate(
+            f"err ≤ {worst:.0e}" if np.isfinite(worst) else "err n/a",
+            (k, 1),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            fontsize=6,
+            color="tab:red" if worst >= EXACT_TOL else "tab:blue",
+        )
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    ax.set_xticks(range(len(variants)), variants, rotation=20, fontsize=7)
+    ax.set_ylabel("time / packed module time")
+    ax.legend(["exact (err < 1e-4)", "wrong"], fontsize=7, loc="lower right")
+    file = save(fig, folder, "implementations")
+    blocks: Blocks = [Heading(title), Paragraph(_sentence(df, j)), Image(file, title)]
+    blocks += _exact_grid(df, folder)
+    blocks.append(_table(j))
+    return blocks
+
+
+def _sentence(df: pd.DataFrame, j: pd.DataFrame) -> str:
+    parts = []
+    exact = j[j["variant"] == "module·exact"]
+    if not exact.empty:
+        wins = exact[exact["ratio"] < 1]
+        best = exact.loc[exact["ratio"].idxmin()]
+        parts.append(
+            f"The exact padded path (module·exact) beats packing in {len(wins)} of {len(exact)} matched cases, "
+            f"taking a median {exact['ratio'].median():.2f}× of the packed time (best {best['ratio']:.2f}×: "
+            f"{best['model']} batch {best['batch_size']}, length {best['seq_len']}); its largest error "
+            f"against packing is {exact['err'].max():.1e}."
+        )
+    padded = j[j["variant"] == "module·padded"]
+    if not padded.empty:
+        wrong = padded[padded["err"] >= EXACT_TOL]
+        parts.append(
+            f"Padded runs take a median {padded['ratio'].median():.2f}× of the packed time, and {len(wrong)} of "
+            f"{len(padded)} are wrong (outputs or final states off by up to {padded['err'].max():.2g})."
+        )
+    compiled = j[j["impl"] == "compiled"]
+    if not compiled.empty:
+        cm = pairs(df, "impl", "compiled", "module")  # same varlen, compiled or eager
+        vs = f"a median {(cm['median_ms_a'] / cm['median_ms_b']).median():.2f}× of eager time, " if len(cm) else ""
+        cs = compiled["compile_s"]
+        parts.append(
+            f"torch.compile gives {vs}after compiling for {cs.min():.1f} to {cs.max():.1f} s ({len(compiled)} cases)."
+        )
+    cells = j[j["impl"] == "cells"]
+    if not cells.empty:
+        parts.append(f"The Python cell loop takes a median {cells['ratio'].median():.2f}× of the packed module time.")
+    return " ".join(parts) + " Red crosses: results that differ from packing."
+
+
+def _exact_grid(df: pd.DataFrame, folder: Path) -> Blocks:
+    """exact/packed and exact/padded time over batch × length, per model (module rows)."""
+    rows = typical(df, vary=["batch_size", "seq_len", "varlen"])
+    rows = rows[rows["impl"] == "module"]
+    grids = []
+    for other in ("packed", "padded"):
+        p = pairs(rows, "varlen", "exact", other)
+        if not p.empty and p["batch_size"].nunique() * p["seq_len"].nunique() > 1:
+            grids += [(other, model, g) for model, g in p.groupby("model", sort=True)]
+    if not grids:
+        how = "--varlen padded,packed,exact --batch-size 8,32 --seq-len 32,128"
+        return [Paragraph(missing_note("exact, packed and padded runs over several sizes", how))]
+    fig, axes = new_figure(ncols=len(grids), height=3.0)
+    ratios = [g["median_ms_a"] / g["median_ms_b"] for _, _, g in grids]
+    norm = ratio_norm(pd.concat(ratios))
+    for ax, (other, model, g), r in zip(axes[0], grids, ratios, strict=True):
+        grid = g.assign(ratio=r).pivot_table(index="seq_len", columns="batch_size", values="ratio")
+        im = ax.imshow(grid.values, origin="lower", cmap="RdBu_r", norm=norm, aspect="auto")
+        for (i, k), v in np.ndenumerate(grid.values):
+            if not np.isnan(v):
+                ax.text(k, i, f"{v:.2f}×", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(grid.shape[1]), grid.columns)
+        ax.set_yticks(range(grid.shape[0]), grid.index)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("sequence length")
+        ax.set_title(f"{model}: exact / {other}", fontsize=8)
+        ax.grid(False)
+    ratio_colorbar(fig, axes[0].tolist(), im, "time ratio (blue: exact is faster)")
+    file = save(fig, folder, "exact_grid")
+    first = grids[0][2].iloc[0]
+    shape = f"{first['num_layers']}×{'bi' if first['bidirectional'] else 'uni'}"
+    fixed = f"{shape}, {first['mode']}, lengths {first['lengths']}"
+    text = f"Exact padding against packing and against plain padding, over batch and length ({fixed})."
+    return [Paragraph(text), Image(file, "exact padding over batch and length")]
+
+
+def _table(j: pd.DataFrame) -> Table:
+    summary = j.groupby("variant").agg(
+        cases=("ratio", "size"),
+        median_ratio=("ratio", "median"),
+        min_ratio=("ratio", "min"),
+        max_ratio=("ratio", "max"),
+        max_err=("err", "max"),
+    )
+    summary = summary.reindex([v for v in VARIANT_ORDER if v in summary.index])
+    rows = [
+        [
+            v,
+            str(int(r.cases)),
+            f"{r.median_ratio:.2f}×",
+            f"{r.min_ratio:.2f}× to {r.max_ratio:.2f}×",
+            f"{r.max_err:.1e}",
+        ]
+        for v, r in summary.iterrows()
+    ]
+    return Table(["variant (impl·varlen)", "cases", "median time / packed module", "range", "max error"], rows)
