@@ -38,6 +38,11 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target-ci", type=float, help="target CI half-width as a fraction of the median")
     p.add_argument("--list", action="store_true", help="print the case ids and exit without measuring")
     p.add_argument("--isolate", action="store_true", help="run each case in a child process (survives crashes)")
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="measure cases that differ only in varlen/impl together, in alternating blocks",
+    )
     p.add_argument("--shard", help="run only shard K of N (K/N, 1-based) of the cases")
     p.add_argument("--shards", type=int, help="split into N shards and launch them (with --launcher submitit)")
     p.add_argument("--launcher", choices=["submitit"], help="how to launch --shards")

@@ -35,6 +35,7 @@ from bench.results import (
 from bench.spec import Case, Spec
 from bench.stats import summarize
 from bench.timer import Measurement, TimerConfig, measure
+from bench.variants import measure_together, variant_groups
 from bench.workload import Workload, build
 
 
@@ -90,6 +91,44 @@ def measured_columns(facts: WorkFacts, m: Measurement, config: TimerConfig, peak
     return row
 
 
+def failure_row(error: BaseException) -> dict[str, Any]:
+    return {"status": "oom" if is_oom(error) else "error", "error": one_line(error)}
+
+
+def run_group(
+    cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, float]
+) -> list[tuple[Case, dict[str, Any], Measurement | None]]:
+    """Measure cases that differ only in varlen/impl side by side (bench.variants).
+
+    ``peak_mem_mb`` stays empty: the allocator's peak would mix the variants.
+    """
+    done: dict[Case, tuple[dict[str, Any], Measurement | None]] = {}
+    works = []
+    for case in cases:
+        try:
+            works.append(build(case))
+        except Exception as e:
+            done[case] = (failure_row(e), None)
+    results, rounds = measure_together(works, config)
+    for work, result in results:
+        case = work.case
+        try:
+            if isinstance(result, BaseException):
+                raise result
+            with work.context():
+                extra = work.extra_columns()
+            row = measured_columns(WorkFacts.of(work), result, config, peaks[case]) | extra
+            side = f"side by side with {len(cases) - 1} other variant(s) in {rounds} rounds"
+            row["note"] = f"{row['note']}; {side}" if row.get("note") else side
+            done[case] = (row, result)
+        except Exception as e:
+            done[case] = (failure_row(e), None)
+    del works, results
+    if any(c.device == "cuda" for c in cases):
+        torch.cuda.empty_cache()
+    return [(case, *done[case]) for case in cases]
+
+
 def peak_or_nan(peaks: PeakCache, case: Case) -> float:
     """The device peak for the case; NaN if even the matmul fails (the case will too)."""
     try:
@@ -116,7 +155,7 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> tuple[dict[str, An
             row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
         return row, m
     except Exception as e:
-        return {"status": "oom" if is_oom(e) else "error", "error": one_line(e)}, None
+        return failure_row(e), None
     finally:
         del work
         if cuda:
@@ -160,6 +199,18 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
     return run_id, {r["case_id"] for r in rows}
 
 
+def _measure(
+    group: list[Case], config: TimerConfig, peaks: PeakCache, isolate: bool
+) -> list[tuple[Case, dict[str, Any], Measurement | None]]:
+    """One case alone (in this process or a child), or a group side by side."""
+    if len(group) > 1:
+        return run_group(group, config, {c: peak_or_nan(peaks, c) for c in group})
+    case = group[0]
+    peak = peak_or_nan(peaks, case)
+    measured, m = run_case_isolated(case, config, peak) if isolate else run_case(case, config, peak)
+    return [(case, measured, m)]
+
+
 def run_sweep(
     cases: Sequence[Case],
     spec: Spec,
@@ -168,6 +219,7 @@ def run_sweep(
     done: set[str],
     isolate: bool = False,
     sweep_cases: Sequence[Case] | None = None,
+    side_by_side: bool = False,
 ) -> RunOutcome:
     """Measure every case not in ``done``; append rows to ``out`` as they finish.
 
@@ -196,29 +248,25 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     try:
         with progress.Bar(len(todo)) as bar:
-            for case in todo:
-                bar.start(case.case_id)
-                peak = peak_or_nan(peaks, case)
-                if isolate:
-                    measured, m = run_case_isolated(case, spec.timer, peak)
-                else:
-                    measured, m = run_case(case, spec.timer, peak)
-                row = {"case_id": case.case_id, **case.columns(), **measured, **provenance}
-                row.update(
-                    run_id=run_id,
-                    timestamp=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                    gpu_name=env.gpu_name() if case.device == "cuda" else "",
-                    schema_version=SCHEMA_VERSION,
-                )
-                rows_out.write(row)
-                if m is not None:
-                    samples_out.write_many(
-                        {"case_id": case.case_id, "phase": phase, "index": i, "ms": ms}
-                        for phase, values in m.phases.items()
-                        for i, ms in enumerate(values)
+            for group in variant_groups(todo) if side_by_side else [[c] for c in todo]:
+                bar.start(group[0].case_id + (f" (+{len(group) - 1} side by side)" if len(group) > 1 else ""))
+                for case, measured, m in _measure(group, spec.timer, peaks, isolate):
+                    row = {"case_id": case.case_id, **case.columns(), **measured, **provenance}
+                    row.update(
+                        run_id=run_id,
+                        timestamp=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                        gpu_name=env.gpu_name() if case.device == "cuda" else "",
+                        schema_version=SCHEMA_VERSION,
                     )
-                rows.append(row)
-                bar.advance(row)
+                    rows_out.write(row)
+                    if m is not None:
+                        samples_out.write_many(
+                            {"case_id": case.case_id, "phase": phase, "index": i, "ms": ms}
+                            for phase, values in m.phases.items()
+                            for i, ms in enumerate(values)
+                        )
+                    rows.append(row)
+                    bar.advance(row)
     finally:
         rows_out.close()
         samples_out.close()

@@ -62,3 +62,30 @@ def test_a_compile_failure_is_an_error_row(monkeypatch):
     row, measurement = run_case(case, TimerConfig(budget_s=0.01, min_samples=3), peak=1.0)
     assert measurement is None
     assert row == {"status": "error", "error": "RuntimeError: inductor: no C++ compiler found"}
+
+
+def test_side_by_side_measures_each_variant_group_together(tmp_path, tiny_spec):
+    df = run(tmp_path, tiny_spec, "--model", "gru", "--mode", "inference", "--varlen", "padded,exact", "--side-by-side")
+    assert len(df) == 2 and set(df["status"]) == {"ok"}
+    assert df["note"].str.contains("side by side with 1 other variant").all()
+    assert (df["samples"] >= 6).all()
+
+
+def test_side_by_side_keeps_going_past_a_failing_variant(monkeypatch):
+    from bench.runner import run_group
+
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("inductor: no C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    base = Case("gru", "cpu", "float32", "inference", 2, 4, 1, False, "exact", "full", 4, 4, 10, "default", 1)
+    compiled = Case(**(base.axes() | {"impl": "compiled"}))
+    config = TimerConfig(budget_s=0.01, min_samples=6, warmup_s=0.0)
+    (case_a, row_a, _), (case_b, row_b, m_b) = run_group([base, compiled], config, {base: 1.0, compiled: 1.0})
+    assert (case_a, row_a["status"], case_b, m_b) == (base, "ok", compiled, None)
+    assert row_b == {"status": "error", "error": "RuntimeError: inductor: no C++ compiler found"}
+
+
+def test_side_by_side_and_isolate_exclude_each_other(tmp_path, tiny_spec, capsys):
+    code = main(["run", "--spec", str(tiny_spec), "--out", str(tmp_path / "x.csv"), "--side-by-side", "--isolate"])
+    assert code == 2 and "exclude each other" in capsys.readouterr().err

@@ -63,6 +63,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.shard:
         k, n = parse_shard(args.shard)
         cases = shard_cases(cases, k, n)
+    if args.side_by_side and args.isolate:
+        raise UsageError("--side-by-side and --isolate exclude each other (variants share one process)")
     if args.list:
         for case in cases:
             print(case.case_id)
@@ -73,7 +75,16 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     run_id, done = prepare_output(out, args.resume, run_id)
     print(f"{len(cases)} cases from {spec.source} -> {out}", file=sys.stderr)
     try:
-        outcome = run_sweep(cases, spec, out, run_id, done, isolate=args.isolate, sweep_cases=sweep_cases)
+        outcome = run_sweep(
+            cases,
+            spec,
+            out,
+            run_id,
+            done,
+            isolate=args.isolate,
+            sweep_cases=sweep_cases,
+            side_by_side=args.side_by_side,
+        )
     except KeyboardInterrupt:
         again = [a for a in argv if a not in ("--resume",)]
         if "--out" not in again:
