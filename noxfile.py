@@ -80,6 +80,10 @@ def bench(session: nox.Session) -> None:
     args = list(session.posargs)
     if option(args, "--preset") is None and option(args, "--spec") is None:
         args = ["--preset", "default", *args]
+    if "--isolate" not in args and "--side-by-side" not in args:
+        # Variants of a case (padded/packed/exact, module/compiled/cells) timed together: their ratios
+        # then hold on a machine whose speed drifts between one case and the next.
+        args.append("--side-by-side")
     out = option(args, "--out")
     if out is None:
         out = f"results/bench-{dt.datetime.now():%Y%m%d-%H%M%S}.csv"

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from rnnmodels import GRUModel, LSTMModel, lecture_batch, synthetic_batch
+from tests.conftest import cuda
 
 MODELS = [LSTMModel, GRUModel]
 
@@ -221,3 +222,14 @@ def test_bad_varlen_and_impl_are_refused():
         LSTMModel(10, 4, 4, 1, 1, varlen="sorted")
     with pytest.raises(ValueError, match="impl"):
         GRUModel(10, 4, 4, 1, 1, impl="triton")
+
+
+@cuda
+@pytest.mark.parametrize("model_class", MODELS)
+def test_exact_mode_on_cuda_equals_packed(model_class):
+    """cuDNN path: lengths on the GPU too; TF32 off so both sides do float32 math."""
+    reference, exact = _pair(model_class, 2, 2, "exact")
+    reference, exact = reference.float().cuda(), exact.float().cuda()
+    tokens, lens = _lengths_batch()
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        assert_same_as_packed(reference, exact, tokens.cuda(), lens.cuda(), model_class, atol=1e-5)

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed (CI, GPU boxes)
 import matplotlib.pyplot as plt
 from matplotlib.colors import LogNorm
-from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 STYLE = {
     "figure.figsize": (8.0, 3.6),
@@ -40,6 +40,9 @@ def save(fig, folder: Path, name: str) -> str:
     return file
 
 
+RATIO_TICKS = [0.1, 0.2, 0.33, 0.5, 0.67, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0]
+
+
 def ratio_norm(ratios) -> LogNorm:
     """A log colour scale for time ratios with 1× in the middle (white in RdBu_r).
 
@@ -53,6 +56,6 @@ def ratio_norm(ratios) -> LogNorm:
 def ratio_colorbar(fig, axes, mappable, label: str) -> None:
     """A colour bar with plain ``0.5``-style ticks rather than powers of ten."""
     bar = fig.colorbar(mappable, ax=axes, label=label)
-    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    bar.ax.yaxis.set_major_locator(FixedLocator(RATIO_TICKS))
     bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
     bar.ax.yaxis.set_minor_formatter(NullFormatter())

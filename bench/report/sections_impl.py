@@ -79,13 +79,22 @@ def _sentence(df: pd.DataFrame, j: pd.DataFrame) -> str:
     parts = []
     exact = j[j["variant"] == "module·exact"]
     if not exact.empty:
-        wins = exact[exact["ratio"] < 1]
+        vs_padded = pairs(df[df["impl"] == "module"], "varlen", "exact", "padded")
+        vs_padded = vs_padded.assign(ratio=vs_padded["median_ms_a"] / vs_padded["median_ms_b"])
+        per_model = []
+        for model, g in exact.groupby("model", sort=True):
+            text = (
+                f"{model}: faster than packing in {int((g['ratio'] < 1).sum())} of {len(g)} cases "
+                f"(exact/packed {g['ratio'].min():.2f}× to {g['ratio'].max():.2f}×, median {g['ratio'].median():.2f}×"
+            )
+            pad = vs_padded[vs_padded["model"] == model]["ratio"]
+            text += f"; exact/padded median {pad.median():.2f}×)" if len(pad) else ")"
+            per_model.append(text)
         best = exact.loc[exact["ratio"].idxmin()]
         parts.append(
-            f"The exact padded path (module·exact) beats packing in {len(wins)} of {len(exact)} matched cases, "
-            f"taking a median {exact['ratio'].median():.2f}× of the packed time (best {best['ratio']:.2f}×: "
-            f"{best['model']} batch {best['batch_size']}, length {best['seq_len']}); its largest error "
-            f"against packing is {exact['err'].max():.1e}."
+            f"The exact padded path (module·exact) against packing, per model: {'; '.join(per_model)}. Best: "
+            f"{best['ratio']:.2f}× ({best['model']} {best['mode']}, batch {best['batch_size']}, length "
+            f"{best['seq_len']}); largest error against packing {exact['err'].max():.1e}."
         )
     padded = j[j["variant"] == "module·padded"]
     if not padded.empty:
