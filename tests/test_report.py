@@ -157,3 +157,40 @@ def test_hostile_case_ids_write_nothing_outside_the_report_folder(tiny_run, tmp_
     created = set(tmp_path.rglob("*")) - before
     assert created and all(p == out or out in p.parents or p == out.parent for p in created)
     assert not Path("/tmp/absolute-escape").exists()
+
+
+def test_implementations_section_shows_each_variant_against_packed_module(tmp_path, tiny_spec):
+    out = tmp_path / "variants.csv"
+    flags = ["--varlen", "padded,packed,exact", "--impl", "module,cells", "--bidirectional", "true"]
+    sizes = ["--batch-size", "2,4", "--seq-len", "5,8", "--mode", "inference"]
+    assert main(["run", "--spec", str(tiny_spec), "--out", str(out), *flags, *sizes]) == 0
+    md, _ = report([out], tmp_path / "rep")
+    section = md.split("## Implementations and exact padding")[1].split("\n## ")[0]
+    assert "lstm: faster than packing in" in section and "gru: faster than packing in" in section
+    assert "8 give wrong outputs at valid positions" in section  # every padded bidirectional row (2 models x 4)
+    assert "(implementations.png)" in section and "(exact_grid.png)" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "×" in line]
+    table = {line.split(" | ")[0].strip("| "): line for line in rows}
+    assert set(table) == {"module·padded", "module·exact", "cells·padded", "cells·packed", "cells·exact"}
+    assert matplotlib.image.imread(tmp_path / "rep" / "exact_grid.png").shape[0] > 100
+
+
+def test_implementations_section_names_the_flags_when_variants_are_missing(tiny_run, tmp_path):
+    df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
+    padded_only = tmp_path / "padded.csv"
+    df[df["varlen"] == "padded"].to_csv(padded_only, index=False)  # nothing to hold the variants against
+    md, _ = report([padded_only], tmp_path / "rep")
+    section = md.split("## Implementations and exact padding")[1].split("\n## ")[0]
+    assert "--varlen padded,packed,exact --impl module,compiled,cells" in section
+
+
+def test_results_from_before_the_varlen_and_impl_axes_still_load(tiny_run, tmp_path):
+    df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
+    old = tmp_path / "old.csv"
+    df.drop(columns=["varlen", "impl", "state_max_abs_err", "compile_s"]).to_csv(old, index=False)
+    from bench.report.load import read_results
+
+    loaded = read_results(old)
+    assert list(loaded["varlen"]) == list(df["varlen"]) and set(loaded["impl"]) == {"module"}
+    md, _ = report([old], tmp_path / "rep")
+    assert "Packing costs" in md
