@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter
 
 from bench.report.document import Heading, Image, Paragraph, Table
@@ -45,12 +46,14 @@ def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
     fig, axes = new_figure(height=3.4)
     ax = axes[0][0]
     rng = np.random.default_rng(0)  # fixed jitter: the same CSV gives the same picture
+    markers = {model: m for model, m in zip(sorted(j["model"].unique()), "os^v", strict=False)}
     for k, variant in enumerate(variants):
         g = j[j["variant"] == variant]
-        right = g["err"] < EXACT_TOL
         x = k + rng.uniform(-0.2, 0.2, len(g))
-        ax.scatter(x[right], g["ratio"][right], s=12, color="tab:blue", label="exact" if k == 0 else None)
-        ax.scatter(x[~right], g["ratio"][~right], s=16, marker="x", color="tab:red", label="wrong" if k == 0 else None)
+        for model, marker in markers.items():
+            for right, color in ((True, "tab:blue"), (False, "tab:red")):
+                pick = ((g["model"] == model) & ((g["err"] < EXACT_TOL) == right)).to_numpy()
+                ax.scatter(x[pick], g["ratio"][pick], s=14, marker=marker, color=color, alpha=0.8)
         worst = g["err"].max()
         ax.annotate(
             f"err ≤ {worst:.0e}" if np.isfinite(worst) else "err n/a",
@@ -67,7 +70,12 @@ def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
     ax.set_xticks(range(len(variants)), variants, rotation=20, fontsize=7)
     ax.set_ylabel("time / packed module time")
-    ax.legend(["exact (err < 1e-4)", "wrong"], fontsize=7, loc="lower right")
+    handles = [Line2D([], [], ls="", marker=m, color="grey", label=model) for model, m in markers.items()]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="tab:blue", label=f"right (err < {EXACT_TOL:g})"),
+        Line2D([], [], ls="", marker="o", color="tab:red", label="wrong"),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="lower right", ncols=2)
     file = save(fig, folder, "implementations")
     blocks: Blocks = [Heading(title), Paragraph(_sentence(df, j)), Image(file, title)]
     blocks += _exact_grid(df, folder)

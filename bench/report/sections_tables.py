@@ -29,6 +29,8 @@ def summary(df: pd.DataFrame) -> Blocks:
         "tokens/s",
         "efficiency",
         "max_abs_err",
+        "state_max_abs_err",
+        "compile_s",
         "note",
     ]
     rows = []
@@ -44,6 +46,8 @@ def summary(df: pd.DataFrame) -> Blocks:
                 _num(r["tokens_per_s"], ".3g"),
                 _num(r["efficiency"], ".1%"),
                 _num(r["max_abs_err"], ".2g"),
+                _num(r["state_max_abs_err"], ".2g"),
+                _num(r["compile_s"], ".2f"),
                 r["note"] or r["error"],
             ]
         )
