@@ -46,11 +46,12 @@ class Member:
     warmups: int = 0
     error: BaseException | None = None
 
-    def block(self, seconds: float, cuda: bool, min_runs: int = 1) -> None:
+    def block(self, seconds: float, cuda: bool, limit: int | None = None) -> None:
+        """At least one run, more until ``seconds`` pass or ``limit`` samples are held."""
         timed = time_phases(cuda)
         start = time.perf_counter()
         runs = 0
-        while runs < min_runs or time.perf_counter() - start < seconds:
+        while runs < 1 or (time.perf_counter() - start < seconds and (limit is None or len(self.samples) < limit)):
             self.work.before_sample()
             self.samples.append(timed(self.work.phases))
             runs += 1
@@ -90,9 +91,11 @@ def measure_together(
         while live:
             order = live if rounds % 2 == 0 else live[::-1]
             for m in order:
+                if len(m.samples) >= config.max_samples:
+                    continue  # a fast variant stops here; the slower ones still get their samples
                 try:
                     with m.work.context():
-                        m.block(BLOCK_S, cuda)
+                        m.block(BLOCK_S, cuda, limit=config.max_samples)
                 except Exception as e:
                     m.error = e
             live = [m for m in live if m.error is None]
@@ -101,7 +104,7 @@ def measure_together(
             precise = all(m.rel_ci() <= config.target_rel_ci for m in live)
             if enough and (precise or time.perf_counter() - start >= config.budget_s * len(members)):
                 break
-            if any(len(m.samples) >= config.max_samples for m in live):
+            if all(len(m.samples) >= config.max_samples for m in live):
                 break
     finally:
         if gc_was_enabled:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import pandas as pd
 import torch
 
@@ -89,3 +92,28 @@ def test_side_by_side_keeps_going_past_a_failing_variant(monkeypatch):
 def test_side_by_side_and_isolate_exclude_each_other(tmp_path, tiny_spec, capsys):
     code = main(["run", "--spec", str(tiny_spec), "--out", str(tmp_path / "x.csv"), "--side-by-side", "--isolate"])
     assert code == 2 and "exclude each other" in capsys.readouterr().err
+
+
+class StubWork:
+    """Just what bench.variants uses of a Workload: a case, phases, a context."""
+
+    def __init__(self, seconds: float) -> None:
+        self.case = Case("gru", "cpu", "float32", "inference", 1, 1, 1, False, "padded", "full", 1, 1, 2, "default", 1)
+        self.phases = [("fwd", lambda: time.sleep(seconds))]
+
+    def before_sample(self) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def context(self):
+        yield
+
+
+def test_a_fast_variant_at_max_samples_does_not_cut_the_slow_ones_short():
+    from bench.variants import MIN_ROUNDS, measure_together
+
+    config = TimerConfig(min_samples=6, max_samples=40, budget_s=0.01, warmup_runs=1, warmup_s=0.0)
+    results, rounds = measure_together([StubWork(0.0), StubWork(0.06)], config)
+    (_, fast), (_, slow) = results
+    assert len(fast.phases["fwd"]) == 40  # capped
+    assert len(slow.phases["fwd"]) >= 6 and rounds >= MIN_ROUNDS
