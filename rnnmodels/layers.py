@@ -24,6 +24,9 @@ over ``nn.LSTMCell``/``nn.GRUCell`` that share the module's parameters.
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -75,14 +78,14 @@ def _lstm_direction(
     order_dev = order.to(inp.device)
     inp = inp.index_select(1, order_dev)
     h, c = h0.index_select(0, order_dev), c0.index_select(0, order_dev)
-    counts = sorted_len.tolist()
+    ascending = sorted_len.flip(0).tolist()
     outs: list[torch.Tensor] = []
     ended_h: list[torch.Tensor] = []
     ended_c: list[torch.Tensor] = []
     start = 0
-    for end in sorted(set(counts)):
-        active = sum(n >= end for n in counts)  # rows 0..active-1: the longest ones
-        still = sum(n > end for n in counts)
+    for end in sorted(set(ascending)):
+        active = batch - bisect.bisect_left(ascending, end)  # rows 0..active-1: lengths >= end
+        still = batch - bisect.bisect_right(ascending, end)  # rows 0..still-1: lengths > end
         out, h_k, c_k = torch.lstm(
             inp[start:end, :active].contiguous(),
             (h[:active].unsqueeze(0), c[:active].unsqueeze(0)),
@@ -109,21 +112,17 @@ def _lstm_direction(
     return out.index_select(1, inverse), h_n, c_n
 
 
-def run_exact(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, hx: State) -> tuple[torch.Tensor, State]:
-    """Exact results from a padded batch ``x`` ``(L, B, I)``; padding outputs are zero.
+# One direction of one layer: (layer, direction, input, h0, c0) -> (output, h_n, c_n or None).
+DirectionRunner = Callable[
+    [int, int, torch.Tensor, torch.Tensor, "torch.Tensor | None"],
+    tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"],
+]
 
-    ``lengths`` ``(B,)`` lives on the CPU (the chunk plan is made there).
-    """
-    is_lstm = isinstance(rnn, nn.LSTM)
+
+def _run_layers(rnn: nn.RNNBase, x: torch.Tensor, hx: State, run: DirectionRunner) -> tuple[torch.Tensor, State]:
+    """Stack the layers and directions the way nn.LSTM/nn.GRU do, each run by ``run``."""
     dirs = 2 if rnn.bidirectional else 1
     h0, c0 = _split(rnn, hx)
-    seq_len = x.size(0)
-    lengths = lengths.cpu()
-    steps = torch.arange(seq_len, device=x.device).unsqueeze(1)
-    len_dev = lengths.to(x.device).unsqueeze(0)
-    valid = steps < len_dev  # (L, B)
-    reverse_index = torch.where(valid, len_dev - 1 - steps, steps)
-    keep = valid.unsqueeze(-1).to(x.dtype)
     layer_in = x
     h_n: list[torch.Tensor] = []
     c_n: list[torch.Tensor] = []
@@ -131,20 +130,41 @@ def run_exact(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, hx: State
         outs = []
         for direction in range(dirs):
             k = layer * dirs + direction
-            params = direction_params(rnn, layer, direction)
-            inp = reverse_valid(layer_in, reverse_index) if direction else layer_in
-            if is_lstm:
-                assert c0 is not None
-                out, h, c = _lstm_direction(rnn, inp, h0[k], c0[k], params, lengths)  # type: ignore[arg-type]
-                c_n.append(c)
-            else:
-                out, h = _gru_direction(rnn, inp, h0[k], params, lengths)  # type: ignore[arg-type]
-                out = out * keep  # the padded call leaves garbage after each sequence's end
-            outs.append(reverse_valid(out, reverse_index) if direction else out)
+            out, h, c = run(layer, direction, layer_in, h0[k], None if c0 is None else c0[k])
+            outs.append(out)
             h_n.append(h)
+            if c is not None:
+                c_n.append(c)
         layer_in = torch.cat(outs, -1) if dirs > 1 else outs[0]
     h_stack = torch.stack(h_n, 0)
-    return layer_in, ((h_stack, torch.stack(c_n, 0)) if is_lstm else h_stack)
+    return layer_in, ((h_stack, torch.stack(c_n, 0)) if c0 is not None else h_stack)
+
+
+def run_exact(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, hx: State) -> tuple[torch.Tensor, State]:
+    """Exact results from a padded batch ``x`` ``(L, B, I)``; padding outputs are zero.
+
+    ``lengths`` ``(B,)`` lives on the CPU (the chunk plan is made there).
+    """
+    seq_len = x.size(0)
+    lengths = lengths.cpu()
+    steps = torch.arange(seq_len, device=x.device).unsqueeze(1)
+    len_dev = lengths.to(x.device).unsqueeze(0)
+    valid = steps < len_dev  # (L, B)
+    reverse_index = torch.where(valid, len_dev - 1 - steps, steps)
+    keep = valid.unsqueeze(-1).to(x.dtype)
+
+    def run(layer: int, direction: int, inp: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None):
+        params = direction_params(rnn, layer, direction)
+        if direction:
+            inp = reverse_valid(inp, reverse_index)
+        if c0 is not None:
+            out, h, c = _lstm_direction(rnn, inp, h0, c0, params, lengths)  # type: ignore[arg-type]
+        else:
+            out, h = _gru_direction(rnn, inp, h0, params, lengths)  # type: ignore[arg-type]
+            out, c = out * keep, None  # the padded call leaves garbage after each sequence's end
+        return (reverse_valid(out, reverse_index) if direction else out), h, c
+
+    return _run_layers(rnn, x, hx, run)
 
 
 def make_cell(rnn: nn.RNNBase, layer: int, direction: int) -> nn.RNNCellBase:
@@ -168,39 +188,22 @@ def run_cells(
     """A Python loop over cells. ``exact``: steps past a sequence's end leave its
     state alone and output zeros (equal to packing); else the padding is read as
     data, like the padded module."""
-    is_lstm = isinstance(rnn, nn.LSTM)
-    dirs = 2 if rnn.bidirectional else 1
-    h0, c0 = _split(rnn, hx)
     seq_len = x.size(0)
     valid = (torch.arange(seq_len).unsqueeze(1) < lengths.cpu().unsqueeze(0)).to(x.device)  # (L, B)
-    layer_in = x
-    h_n: list[torch.Tensor] = []
-    c_n: list[torch.Tensor] = []
-    for layer in range(rnn.num_layers):
-        outs = []
-        for direction in range(dirs):
-            k = layer * dirs + direction
-            cell = make_cell(rnn, layer, direction)
-            h = h0[k]
-            c = c0[k] if c0 is not None else None
-            step_out: list[torch.Tensor] = [h] * seq_len
-            for t in reversed(range(seq_len)) if direction else range(seq_len):
-                if is_lstm:
-                    h_new, c_new = cell(layer_in[t], (h, c))
-                else:
-                    h_new, c_new = cell(layer_in[t], h), None
-                if exact:
-                    m = valid[t].unsqueeze(1)
-                    h = torch.where(m, h_new, h)
-                    c = torch.where(m, c_new, c) if is_lstm else None
-                    step_out[t] = h_new * m
-                else:
-                    h, c = h_new, c_new
-                    step_out[t] = h_new
-            outs.append(torch.stack(step_out, 0))
-            h_n.append(h)
-            if c is not None:
-                c_n.append(c)
-        layer_in = torch.cat(outs, -1) if dirs > 1 else outs[0]
-    h_stack = torch.stack(h_n, 0)
-    return layer_in, ((h_stack, torch.stack(c_n, 0)) if is_lstm else h_stack)
+
+    def run(layer: int, direction: int, inp: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None):
+        cell = make_cell(rnn, layer, direction)
+        step_out: list[torch.Tensor] = [h] * seq_len
+        for t in reversed(range(seq_len)) if direction else range(seq_len):
+            h_new, c_new = cell(inp[t], (h, c)) if c is not None else (cell(inp[t], h), None)
+            if exact:
+                m = valid[t].unsqueeze(1)
+                h = torch.where(m, h_new, h)
+                c = torch.where(m, c_new, c) if c is not None else None
+                step_out[t] = h_new * m
+            else:
+                h, c = h_new, c_new
+                step_out[t] = h_new
+        return torch.stack(step_out, 0), h, c
+
+    return _run_layers(rnn, x, hx, run)

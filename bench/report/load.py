@@ -16,8 +16,8 @@ from bench.spec import AXES, INPUT_AXES
 
 # Every measurement column except the free-text ones is a number (or empty).
 NUMERIC = [c for c in MEASURE_COLUMNS if c not in ("status", "error", "note")]
-# Columns added after the first release, and what an older run without them meant.
-ADDED_CASE_COLUMNS = {"impl": "module", "varlen": None}  # None: derived from `packed`
+# Case columns added after the first release; an older run without them is filled in below.
+ADDED_CASE_COLUMNS = ("varlen", "impl")
 REQUIRED = (
     *(c for c in CASE_COLUMNS if c not in ADDED_CASE_COLUMNS),
     "status",
@@ -67,8 +67,8 @@ def read_results(path: Path) -> pd.DataFrame:
         df[col] = df[col] == "true"
     if "varlen" not in df.columns:  # before the varlen axis: packed or padded
         df["varlen"] = df["packed"].map({True: "packed", False: "padded"})
-    if "impl" not in df.columns:
-        df["impl"] = ADDED_CASE_COLUMNS["impl"]
+    if "impl" not in df.columns:  # before the impl axis: the nn.LSTM/nn.GRU modules
+        df["impl"] = "module"
     for col in NUMERIC:
         if col not in df.columns:
             df[col] = ""  # an older run without this column

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display needed (CI, GPU boxes)
 import matplotlib.pyplot as plt
@@ -59,3 +60,18 @@ def ratio_colorbar(fig, axes, mappable, label: str) -> None:
     bar.ax.yaxis.set_major_locator(FixedLocator(RATIO_TICKS))
     bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
     bar.ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def ratio_heatmap(ax, grid, norm: LogNorm, title: str, cell_text, fontsize: int = 7):
+    """A seq_len x batch_size grid of time ratios; ``cell_text(i, j, value)`` labels each cell."""
+    im = ax.imshow(grid.values, origin="lower", cmap="RdBu_r", norm=norm, aspect="auto")
+    for (i, j), v in np.ndenumerate(grid.values):
+        if not np.isnan(v):
+            ax.text(j, i, cell_text(i, j, v), ha="center", va="center", fontsize=fontsize)
+    ax.set_xticks(range(grid.shape[1]), grid.columns)
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("sequence length")
+    ax.set_title(title, fontsize=8)
+    ax.grid(False)
+    return im

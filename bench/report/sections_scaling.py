@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.ticker import NullLocator, ScalarFormatter
 
 from bench.report.document import Heading, Image, Paragraph
-from bench.report.plotting import new_figure, ratio_colorbar, ratio_norm, save
+from bench.report.plotting import new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
 from bench.report.slices import missing_note, ok_rows, pairs, typical
 
 Blocks = list
@@ -93,16 +93,14 @@ def packing(df: pd.DataFrame, folder: Path) -> Blocks:
     for ax, ((model, machine), g) in zip(axes[0], groups, strict=True):
         grid = g.pivot_table(index="seq_len", columns="batch_size", values="ratio")
         pad = g.pivot_table(index="seq_len", columns="batch_size", values="padding_fraction_b")
-        im = ax.imshow(grid.values, origin="lower", cmap="RdBu_r", norm=norm, aspect="auto")
-        for (i, j), v in np.ndenumerate(grid.values):
-            if not np.isnan(v):
-                ax.text(j, i, f"{v:.2f}×\npad {pad.values[i, j]:.0%}", ha="center", va="center", fontsize=6)
-        ax.set_xticks(range(grid.shape[1]), grid.columns)
-        ax.set_yticks(range(grid.shape[0]), grid.index)
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("sequence length")
-        ax.set_title(f"{model} · {machine}", fontsize=8)
-        ax.grid(False)
+        im = ratio_heatmap(
+            ax,
+            grid,
+            norm,
+            f"{model} · {machine}",
+            lambda i, j, v, pad=pad: f"{v:.2f}×\npad {pad.values[i, j]:.0%}",
+            fontsize=6,
+        )
     ratio_colorbar(fig, axes[0].tolist(), im, "packed time / padded time")
     file = save(fig, folder, "packing")
     worst, best = p.loc[p["ratio"].idxmax()], p.loc[p["ratio"].idxmin()]
