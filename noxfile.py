@@ -56,11 +56,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(venv_backend=VENV_BACKEND)
 def lint(session: nox.Session) -> None:
-    """Lint and check formatting with ruff."""
+    """Lint and check formatting with ruff; check the import layers with import-linter."""
     if TORCH != "system":
-        session.install("-c", str(CONSTRAINTS), "ruff")
+        session.install("-c", str(CONSTRAINTS), "ruff", "import-linter")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The layers and the no-torch rule of docs/architecture.md (contracts in pyproject.toml).
+    session.run("lint-imports")
 
 
 def option(args: list[str], name: str) -> str | None:
@@ -97,14 +99,14 @@ def bench(session: nox.Session) -> None:
 def bench_ci(session: nox.Session) -> None:
     """Regression gate: the CI suite against a baseline (`-- --against main` measures both, interleaved)."""
     install(session, "bench")
-    session.run(PYTHON, "-m", "bench.ci", *session.posargs)
+    session.run(PYTHON, "-m", "bench", "ci", *session.posargs)
 
 
 @nox.session(venv_backend=VENV_BACKEND)
 def baseline(session: nox.Session) -> None:
     """Refresh results/baselines/ci-cpu.csv from the CI suite on this machine."""
     install(session, "bench")
-    session.run(PYTHON, "-m", "bench.ci", "--refresh-baseline", *session.posargs)
+    session.run(PYTHON, "-m", "bench", "ci", "--refresh-baseline", *session.posargs)
 
 
 @nox.session(venv_backend=VENV_BACKEND)

@@ -1,7 +1,9 @@
-"""``python -m bench``: the command line (DESIGN.md fixes its shape).
+"""``python -m bench``: the command line (its shape is in docs/architecture.md).
 
 Exit codes: 0 success; 1 a regression found, or some cases failed; 2 bad input
 (one line naming the argument and the bad value, no traceback); 130 interrupted.
+Each subcommand's work is in ``bench.commands``; this module only parses and
+dispatches, importing a command's module when it runs (``bench report`` needs no torch).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from bench.errors import UsageError
 from bench.spec import INPUT_AXES
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,7 +33,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--preset", help="a preset name (quick, default, full, ci)")
     src.add_argument("--spec", help="a spec TOML file")
     for axis in INPUT_AXES:
-        p.add_argument(axis.flag, dest=axis.name, metavar="V[,V...]", help=f"override the {axis.name} axis")
+        p.add_argument(axis.flag, dest=axis.name, metavar="V[,V...]", help=axis.describe())
     p.add_argument("--out", type=Path, help="results CSV (default: results/<run_id>.csv)")
     p.add_argument("--resume", action="store_true", help="skip cases already in --out and append the rest")
     p.add_argument("--budget-s", type=float, help="sampling time per case (overrides the spec's timer)")
@@ -52,6 +54,23 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout-min", type=int, default=60, help="job time limit in minutes")
     p.add_argument("--no-wait", action="store_true", help="submit and exit; merge later with `bench merge`")
     p.add_argument("--parallel-local", action="store_true", help="local shards at once (spoils timings)")
+
+
+def add_ci_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("ci", help="regression gate: the CI suite against a baseline or a git ref")
+    parser.add_argument("--against", help="git ref to measure side by side (e.g. main, origin/main, HEAD~1)")
+    parser.add_argument("--baseline", type=Path, help="committed baseline CSV (results/baselines/ci-cpu.csv)")
+    parser.add_argument("--blocks", type=int, default=20, help="alternating blocks per case and side (20)")
+    parser.add_argument("--block-s", type=float, default=0.1, help="seconds per block (0.1)")
+    parser.add_argument(
+        "--wrap-current",
+        default="",
+        help="command prefix for the current side, to test the gate itself (e.g. 'taskset -c 0')",
+    )
+    parser.add_argument("--preset", default="ci", help="the preset whose cases the gate measures (ci)")
+    parser.add_argument("--threshold", default="5%", help="slowdown that counts (5%%)")
+    parser.add_argument("--out", type=Path, help="output folder (reports/ci)")
+    parser.add_argument("--refresh-baseline", action="store_true", help="measure and write --baseline, no compare")
 
 
 def build_parser() -> Parser:
@@ -75,7 +94,7 @@ def build_parser() -> Parser:
     pr = sub.add_parser("profile", help="py-spy flame graph and torch.profiler tables for cases")
     pr.add_argument("case", nargs="*", help="case ids (two: also compare their operators)")
     for axis in INPUT_AXES:
-        pr.add_argument(axis.flag, dest=axis.name, metavar="V", help=f"the {axis.name} of the case (instead of an id)")
+        pr.add_argument(axis.flag, dest=axis.name, metavar="V", help=f"instead of an id: {axis.describe()}")
     pr.add_argument("--py-spy", action="store_true", help="only the py-spy flame graph")
     pr.add_argument("--torch", action="store_true", help="only the torch.profiler tables and trace")
     pr.add_argument("--seconds", type=int, default=5, help="py-spy sampling time per output file (5)")
@@ -90,6 +109,7 @@ def build_parser() -> Parser:
     sub.add_parser("env", help="print the environment and the measured device peaks")
     v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_ci_parser(sub)
     return parser
 
 
@@ -138,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.commands.validate import cmd_validate
 
             return cmd_validate(args.device)
+        if args.command == "ci":
+            from bench.commands.ci import cmd_ci
+
+            return cmd_ci(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,8 +18,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.errors import UsageError
-from bench.report.load import read_results
-from bench.results import run_paths
+from bench.results import read_results, read_samples
+from bench.stats import MIN_CI_SAMPLES
 
 # Differences in these mean the two runs measured different things.
 ENV_FIELDS = ("torch_version", "cuda_version", "cudnn_version", "cpu_model", "gpu_name")
@@ -49,24 +49,13 @@ def parse_threshold(text: str) -> float:
 Samples = tuple[np.ndarray, np.ndarray | None]  # step times (ms), and each one's block (or None)
 
 
-def read_samples(csv_path: Path) -> dict[str, Samples]:
+def step_samples(csv_path: Path) -> dict[str, Samples]:
     """Per-case step times (ms, the phases summed per sample) and their blocks.
 
     Blocks exist in runs measured side by side (``bench.interleave``): block k of
     one side ran right next to block k of the other.
     """
-    path, _ = run_paths(csv_path)
-    if not path.is_file():
-        raise UsageError(f"{csv_path}: its raw samples {path.name} are missing (compare needs them)")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read ({str(e).splitlines()[0]})") from None
-    if list(df.columns)[:4] != ["case_id", "phase", "index", "ms"]:
-        raise UsageError(f"{path}: not a samples CSV (want columns case_id, phase, index, ms)")
-    for col in ("ms", "index", "block"):
-        if col in df and pd.to_numeric(df[col], errors="coerce").isna().any():
-            raise UsageError(f"{path}: column {col!r} holds a non-number")
+    df = read_samples(csv_path)
     keys = ["case_id", "index"] + (["block"] if "block" in df else [])
     totals = df.groupby(keys)["ms"].sum().reset_index()
     return {
@@ -89,12 +78,22 @@ def environment_changes(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
     return changes
 
 
-def bootstrap_ratio_ci(base: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """95% percentile-bootstrap CI of median(cur) / median(base)."""
-    b = np.median(rng.choice(base, size=(BOOTSTRAP_RESAMPLES, base.size)), axis=1)
-    c = np.median(rng.choice(cur, size=(BOOTSTRAP_RESAMPLES, cur.size)), axis=1)
-    low, high = np.percentile(c / b, [2.5, 97.5])
-    return float(low), float(high)
+def bootstrap_ci(data: tuple[np.ndarray, ...], statistic, rng: np.random.Generator) -> tuple[float, float]:
+    """95% percentile-bootstrap CI of ``statistic(*data, axis=-1)`` (scipy)."""
+    result = sps.bootstrap(
+        data,
+        statistic,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
+        vectorized=True,
+        paired=False,
+        random_state=rng,
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def median_ratio(base: np.ndarray, cur: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.median(cur, axis=axis) / np.median(base, axis=axis)
 
 
 def paired_blocks(base: Samples, cur: Samples) -> np.ndarray | None:
@@ -103,7 +102,7 @@ def paired_blocks(base: Samples, cur: Samples) -> np.ndarray | None:
     if b_block is None or c_block is None:
         return None
     common = np.intersect1d(b_block, c_block)
-    if common.size < 6:  # too few pairs for the signed-rank test: fall back to samples
+    if common.size < MIN_CI_SAMPLES:  # too few pairs for the signed-rank test: fall back to samples
         return None
     return np.array([np.log(np.median(c_ms[c_block == k]) / np.median(b_ms[b_block == k])) for k in common])
 
@@ -118,13 +117,12 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
     pairs = paired_blocks(base, cur)
     if pairs is not None:
         ratio = float(np.exp(np.median(pairs)))
-        boot = np.median(rng.choice(pairs, size=(BOOTSTRAP_RESAMPLES, pairs.size)), axis=1)
-        low, high = (float(v) for v in np.exp(np.percentile(boot, [2.5, 97.5])))
+        low, high = (float(np.exp(v)) for v in bootstrap_ci((pairs,), np.median, rng))
         p = float(sps.wilcoxon(pairs).pvalue) if np.any(pairs != 0) else 1.0
     else:
         b, c = base[0], cur[0]
         ratio = float(np.median(c) / np.median(b))
-        low, high = bootstrap_ratio_ci(b, c, rng)
+        low, high = bootstrap_ci((b, c), median_ratio, rng)
         p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
     significant = p < config.alpha
     if ratio > 1 + config.threshold and significant:
@@ -142,7 +140,7 @@ def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[
     """One row per case of either run with medians, ratio, CI, p-value and verdict."""
     base, cur = read_results(baseline), read_results(current)
     changes = environment_changes(base, cur)
-    base_samples, cur_samples = read_samples(baseline), read_samples(current)
+    base_samples, cur_samples = step_samples(baseline), step_samples(current)
     rng = np.random.default_rng(config.seed)
     b, c = base.set_index("case_id"), cur.set_index("case_id")
     rows = []

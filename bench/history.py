@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from bench.errors import UsageError
-from bench.report.load import read_results
-from bench.results import results_files
+from bench.results import read_results, results_files
 
 ENV_KEY = ("device", "cpu_model", "gpu_name", "torch_version", "cuda_version")
 STEP_COLUMNS = (
@@ -40,6 +40,10 @@ STEP_COLUMNS = (
 )
 MIN_SEGMENT = 2  # runs on each side of a step
 PENALTY = 3.0  # times log(n), in units of the line's noise; BIC-like, stricter
+MIN_SCATTER_RUNS = 3  # fewer runs than this give no run-to-run scatter
+NOISE_FLOOR = 1e-4  # in log units (0.01%): no line is quieter than this
+END_RUNS = 2  # drift compares the median of this many runs at each end: one outlier cannot make drift
+Z_95 = float(sps.norm.ppf(0.975))  # a 95% CI's half-width in standard errors
 
 
 @dataclass(frozen=True)
@@ -64,18 +68,18 @@ def collect(paths: Sequence[Path]) -> pd.DataFrame:
 
 def run_to_run_scatter(y: np.ndarray) -> float:
     """Robust standard deviation of one run against the next (log units), from the MAD of differences."""
-    if y.size < 3:
+    if y.size < MIN_SCATTER_RUNS:
         return 0.0
-    d = np.diff(y)
-    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+    # The difference of two runs has sqrt(2) times one run's scatter.
+    return float(sps.median_abs_deviation(np.diff(y), scale="normal") / np.sqrt(2))
 
 
 def noise_scale(y: np.ndarray, half_ci: np.ndarray, machine_floor: float) -> float:
     """One noise level for a line (log units): the larger of its runs' CIs, its own
     run-to-run scatter and the machine's typical scatter (a few runs alone cannot
     estimate their scatter; drift on a machine hits all its cases)."""
-    se = float(np.median(half_ci)) / 1.96
-    return max(se, run_to_run_scatter(y), machine_floor, 1e-4)
+    se = float(np.median(half_ci)) / Z_95
+    return max(se, run_to_run_scatter(y), machine_floor, NOISE_FLOOR)
 
 
 def change_points(y: np.ndarray, sigma: float) -> list[int]:
@@ -137,7 +141,7 @@ def analyse(df: pd.DataFrame, config: HistoryConfig) -> tuple[pd.DataFrame, pd.D
         steps += steps_of_line(line, config, float(floors[machine]))
         if len(line) >= 2:
             ms = line.sort_values("run_order")["median_ms"].to_numpy()
-            k = min(2, len(ms) // 2)  # two runs at each end, so one outlier cannot make drift
+            k = min(END_RUNS, len(ms) // 2)
             drift.append(
                 {
                     "case_id": line["case_id"].iloc[0],

@@ -9,7 +9,6 @@ compare`` pairs the blocks by number and tests the per-pair ratios.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shlex
@@ -20,12 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.progress import Bar
-from bench.results import COLUMNS, SCHEMA_VERSION, AppendWriter, run_paths
-from bench.runner import WorkFacts, measured_columns, new_run_id
+from bench.results import (
+    BLOCK_SAMPLE_COLUMNS,
+    COLUMNS,
+    AppendWriter,
+    Failed,
+    Measured,
+    WorkFacts,
+    make_row,
+    new_run_id,
+    run_paths,
+)
 from bench.spec import Case
-from bench.timer import Measurement, TimerConfig
-
-BLOCK_SAMPLE_COLUMNS = ("case_id", "phase", "index", "ms", "block")
+from bench.timer import Measurement
 
 
 class Worker:
@@ -65,37 +71,29 @@ class SideWriter:
         self.samples = AppendWriter(run_paths(path)[0], BLOCK_SAMPLE_COLUMNS)
         self.run_id = run_id
 
-    def write(self, case: Case, ready: dict, blocks: list[dict[str, list[float]]], config: TimerConfig) -> None:
-        row: dict[str, Any] = {
-            "case_id": case.case_id,
-            **case.columns(),
-            "run_id": self.run_id,
-            "schema_version": SCHEMA_VERSION,
-            "timestamp": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        }
+    def write(self, case: Case, ready: dict, blocks: list[dict[str, list[float]]]) -> None:
         if "error" in ready:
-            row.update(status="oom" if ready.get("oom") else "error", error=ready["error"])
-        else:
-            phases = {name: [ms for b in blocks for ms in b[name]] for name in blocks[0]}
-            facts = WorkFacts(ready["valid_tokens"], ready["padding_fraction"], ready["gflop"])
-            m = Measurement(phases, warmup_runs=1, sampling_s=0.0, reached_target=True)
-            row.update(measured_columns(facts, m, config, ready["peak_gflop_per_s"]), **ready["provenance"])
-            row.update(
-                # .get: a worker of an older tree does not send every column.
-                **{k: ready.get(k) for k in ("max_abs_err", "state_max_abs_err", "compile_s")},
-                gpu_name=ready["gpu_name"],
-                note=f"{len(blocks)} blocks interleaved with another tree",
-            )
-            tagged = [
-                (k, name, ms) for k, block in enumerate(blocks) for name, values in block.items() for ms in values
-            ]
-            index: dict[str, int] = {}
-            rows = []
-            for k, name, ms in tagged:
-                index[name] = index.get(name, -1) + 1
-                rows.append({"case_id": case.case_id, "phase": name, "index": index[name], "ms": ms, "block": k})
-            self.samples.write_many(rows)  # one flush per case, not per sample
-        self.rows.write(row)
+            outcome: Measured | Failed = Failed("oom" if ready.get("oom") else "error", ready["error"])
+            self.rows.write(make_row(case, outcome, {}, self.run_id))
+            return
+        phases = {name: [ms for b in blocks for ms in b[name]] for name in blocks[0]}
+        # Fixed blocks, no precision target: reached_target None claims nothing.
+        m = Measurement(phases, warmup_runs=len(blocks), sampling_s=0.0, reached_target=None)
+        facts = WorkFacts(ready["valid_tokens"], ready["padding_fraction"], ready["gflop"])
+        # .get: a worker of an older tree does not send every column.
+        extra = {k: ready.get(k) for k in ("max_abs_err", "state_max_abs_err", "compile_s")}
+        schedule = f"{len(blocks)} blocks interleaved with another tree"
+        outcome = Measured(m, facts, ready["peak_gflop_per_s"], None, extra, schedule)
+        provenance = ready["provenance"] | {"gpu_name": ready["gpu_name"]}
+        index: dict[str, int] = {}
+        rows = []
+        for k, block in enumerate(blocks):
+            for name, values in block.items():
+                for ms in values:
+                    index[name] = index.get(name, -1) + 1
+                    rows.append({"case_id": case.case_id, "phase": name, "index": index[name], "ms": ms, "block": k})
+        self.samples.write_many(rows)  # one flush per case, not per sample
+        self.rows.write(make_row(case, outcome, provenance, self.run_id))
 
     def close(self) -> None:
         self.rows.close()
@@ -116,7 +114,6 @@ def side_by_side(
     workers = {side: Worker(tree, shlex.split(wrap.get(side, ""))) for side, tree in trees.items()}
     writers = {side: SideWriter(out[side], f"{run_id}-{side}") for side in trees}
     sides = list(trees)
-    config = TimerConfig()
     try:
         with Bar(len(cases)) as bar:
             for case in cases:
@@ -134,11 +131,9 @@ def side_by_side(
                     if any("error" in ready[s] for s in sides):
                         break
                 for side in sides:
-                    writers[side].write(case, ready[side], got[side], config)
+                    writers[side].write(case, ready[side], got[side])
                 failed = [f"{s}: {ready[s]['error']}" for s in sides if "error" in ready[s]]
-                bar.advance(
-                    {"case_id": case.case_id, "status": "error" if failed else "ok", "error": "; ".join(failed)}
-                )
+                bar.advance(case.case_id, "error" if failed else "ok", "; ".join(failed))
     finally:
         for side in sides:
             workers[side].close()

@@ -1,13 +1,15 @@
 """``bench run --isolate``: each case in a child process of its own.
 
 A crash in native code (a segfault in a kernel, an abort in a library) kills
-only the child; the parent writes an ``error`` row naming the signal and the
-sweep goes on. Children are spawned, not forked: forking a process that already
-runs torch's thread pools can deadlock. The cost is a fresh interpreter and
-torch import per case (a few seconds).
+only the child; the parent gets a ``Failed`` naming the signal and the sweep
+goes on. Children are spawned, not forked: forking a process that already runs
+torch's thread pools can deadlock. The cost is a fresh interpreter and torch
+import per case (a few seconds).
 
-For testing the isolation itself, ``RNNBENCH_FAULT_CASE=<case_id>`` makes the
-child measuring that case abort (SIGABRT) before it builds anything.
+The child runs a callable it is handed (pickled by reference), so this module
+knows nothing of what it runs. For testing the isolation itself,
+``RNNBENCH_FAULT_CASE=<label>`` makes the child with that label abort
+(SIGABRT) before it calls anything.
 """
 
 from __future__ import annotations
@@ -15,28 +17,26 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.spec import Case
-from bench.timer import Measurement, TimerConfig
+from bench.results import Failed
 
 FAULT_ENV = "RNNBENCH_FAULT_CASE"
 
 
-def _child(case: Case, config: TimerConfig, peak: float, conn: Any) -> None:
-    from bench.runner import run_case
-
-    if os.environ.get(FAULT_ENV) == case.case_id:
+def _child(fn: Callable[..., Any], args: Sequence[Any], label: str, conn: Any) -> None:
+    if os.environ.get(FAULT_ENV) == label:
         os.abort()
-    conn.send(run_case(case, config, peak))
+    conn.send(fn(*args))
     conn.close()
 
 
-def run_case_isolated(case: Case, config: TimerConfig, peak: float) -> tuple[dict[str, Any], Measurement | None]:
-    """``run_case`` in a spawned child; a dead child becomes an ``error`` row."""
+def run_in_child(fn: Callable[..., Any], args: Sequence[Any], label: str) -> Any:
+    """``fn(*args)`` in a spawned child; a dead child becomes a ``Failed``."""
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(case, config, peak, send), daemon=True)
+    proc = ctx.Process(target=_child, args=(fn, args, label, send), daemon=True)
     proc.start()
     send.close()  # so that recv() sees EOF when the child dies
     try:
@@ -50,4 +50,4 @@ def run_case_isolated(case: Case, config: TimerConfig, peak: float) -> tuple[dic
         return result
     code = proc.exitcode or 0
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-    return {"status": "error", "error": f"crashed: the case's process died ({how})"}, None
+    return Failed("error", f"crashed: the case's process died ({how})")

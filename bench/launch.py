@@ -2,9 +2,10 @@
 
 submitit (Meta's job launcher, the engine behind Hydra's submitit launcher)
 submits to SLURM, or runs jobs on this machine with its local executor. Each job
-runs ``bench run ... --shard K/N`` into ``results/<run_id>/part-K-of-N.csv``; a
-failed or timed-out job is resubmitted once and resumes its part; when all are
-done the parts are merged into ``results/<run_id>.csv``.
+gets the sweep's ``SweepOptions`` and runs shard K of N (``bench.runner.run_shard``)
+into ``results/<run_id>/part-K-of-N.csv``; a failed or timed-out job is
+resubmitted once and resumes its part; when all are done the parts are merged
+into ``--out`` (default ``results/<run_id>.csv``).
 
 Locally, shards run one after another unless ``--parallel-local``: shards that
 share one CPU or GPU disturb each other's timings.
@@ -21,49 +22,23 @@ from typing import Any
 
 from bench.errors import UsageError
 from bench.merge import merge_parts
-from bench.runner import new_run_id
-
-# Flags of `bench run` that belong to the launcher, with whether they take a value.
-LAUNCHER_FLAGS = {
-    "--shards": True,
-    "--launcher": True,
-    "--cluster": True,
-    "--partition": True,
-    "--gpus-per-shard": True,
-    "--timeout-min": True,
-    "--no-wait": False,
-    "--parallel-local": False,
-    "--out": True,
-}
+from bench.results import new_run_id
+from bench.runner import SweepOptions, run_shard
 
 
-def run_part(run_argv: list[str], k: int, n: int, part: str) -> int:
-    """The job: one shard of the sweep into its part file (resumed if it exists)."""
-    from bench.cli import main
+def run_part(sweep: SweepOptions, k: int, n: int, part: str) -> int:
+    """The job: one shard of the sweep into its part file (resumed if it exists).
 
-    resume = ["--resume"] if Path(part).exists() else []
-    code = main(["run", *run_argv, "--shard", f"{k}/{n}", "--out", part, *resume])
-    if code not in (0, 1):  # 1: some cases failed, which their rows record
-        raise RuntimeError(f"shard {k}/{n} exited {code}")
-    return code
+    Returns 1 when some cases failed (their rows record why), else 0.
+    """
+    result = run_shard(sweep, k, n, Path(part))
+    return 1 if result.failed else 0
 
 
-def strip_launcher_flags(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if name in LAUNCHER_FLAGS:
-            skip = LAUNCHER_FLAGS[name] and "=" not in arg
-            continue
-        out.append(arg)
-    return out
-
-
-@dataclass
+@dataclass(frozen=True)
 class LaunchOptions:
+    """How ``--shards`` are launched (the sweep itself is a ``SweepOptions``)."""
+
     shards: int
     cluster: str = "auto"
     partition: str | None = None
@@ -71,6 +46,7 @@ class LaunchOptions:
     timeout_min: int = 60
     wait: bool = True
     parallel_local: bool = False
+    out: Path | None = None  # the merged CSV (default: results/<run_id>.csv)
 
 
 def executor_for(folder: Path, opts: LaunchOptions) -> Any:
@@ -110,7 +86,8 @@ def watch(jobs: dict[int, Any]) -> None:
         time.sleep(2)
 
 
-def launch(run_argv: list[str], opts: LaunchOptions) -> int:
+def launch(sweep: SweepOptions, opts: LaunchOptions) -> int:
+    """Submit one job per shard, wait, resubmit failures once, merge the parts."""
     if opts.shards < 1:
         raise UsageError(f"--shards: {opts.shards} must be at least 1")
     run_id = new_run_id()
@@ -127,15 +104,16 @@ def launch(run_argv: list[str], opts: LaunchOptions) -> int:
             print(f"[shards] resubmitting failed shard(s) {todo} once; they resume their parts", file=sys.stderr)
         if sequential:
             for k in todo:
-                jobs[k] = executor.submit(run_part, run_argv, k, opts.shards, parts[k])
+                jobs[k] = executor.submit(run_part, sweep, k, opts.shards, parts[k])
                 watch({k: jobs[k]})
         else:
             with executor.batch():
-                submitted = {k: executor.submit(run_part, run_argv, k, opts.shards, parts[k]) for k in todo}
+                submitted = {k: executor.submit(run_part, sweep, k, opts.shards, parts[k]) for k in todo}
             if not opts.wait:
+                merged = opts.out or Path("results") / f"{run_id}.csv"
                 print(
                     f"submitted {len(todo)} job(s) ({', '.join(j.job_id for j in submitted.values())}); "
-                    f"merge when they finish:\n  python -m bench merge {folder} --out results/{run_id}.csv"
+                    f"merge when they finish:\n  python -m bench merge {folder} --out {merged}"
                 )
                 return 0
             jobs.update(submitted)
@@ -143,6 +121,7 @@ def launch(run_argv: list[str], opts: LaunchOptions) -> int:
     failed = [k for k in parts if state_of(jobs[k]) == "failed"]
     for k in failed:
         print(f"[shards] shard {k} failed twice: {jobs[k].exception()}", file=sys.stderr)
-    rows, missing = merge_parts([folder], Path("results") / f"{run_id}.csv", allow_missing=True)
-    print(f"merged {rows} rows into results/{run_id}.csv ({len(missing)} case(s) missing)")
+    merged = opts.out or Path("results") / f"{run_id}.csv"
+    rows, missing = merge_parts([folder], merged, allow_missing=True)
+    print(f"merged {rows} rows into {merged} ({len(missing)} case(s) missing)")
     return 1 if failed or missing else 0

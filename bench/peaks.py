@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.clocks import clock_for
 from bench.timer import TimerConfig, measure
 from bench.workload import DTYPES, thread_count
 
@@ -22,7 +23,7 @@ def peak_gflop_per_s(device: str, dtype: str, threads: int) -> float:
     with thread_count(threads), torch.inference_mode():
         a = torch.randn(n, n, device=device).to(DTYPES[dtype])
         b = torch.randn(n, n, device=device).to(DTYPES[dtype])
-        m = measure([("matmul", lambda: torch.mm(a, b))], PEAK_TIMER, cuda=device == "cuda")
+        m = measure([("matmul", lambda: torch.mm(a, b))], PEAK_TIMER, clock_for(device))
     best_ms = min(m.phases["matmul"])
     return 2 * n**3 / (best_ms / 1e3) / 1e9
 

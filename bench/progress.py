@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+
+from bench.results import Row
 
 try:
     from rich.console import Console
@@ -51,37 +52,34 @@ class Bar:
         if self._progress is not None:
             self._progress.update(self._task, description=case_id)
 
-    def advance(self, row: dict[str, Any]) -> None:
+    def advance(self, case_id: str, status: str, detail: str = "") -> None:
+        """One case done: its status and a short detail (its median, or its error)."""
         self.done += 1
         if self._progress is not None:
             self._progress.advance(self._task)
         else:
-            took = f" {row['median_ms']:.3f} ms" if "median_ms" in row else f" {row.get('error', '')}"
-            print(
-                f"[{self.done}/{self.total}] {row['case_id']}: {row['status']}{took}",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(f"[{self.done}/{self.total}] {case_id}: {status} {detail}".rstrip(), file=sys.stderr, flush=True)
 
 
-def _cells(row: dict[str, Any]) -> list[str]:
-    if row["status"] != "ok":
-        return [row["case_id"], row["status"], "", "", "", row.get("error", "")[:60]]
-    half = (row["ci_high_ms"] - row["ci_low_ms"]) / 2 / row["median_ms"]
+def _cells(row: Row) -> list[str]:
+    case_id = row.case.case_id
+    if row.status != "ok" or row.median_ms is None:
+        return [case_id, row.status, "", "", "", row.error[:60]]
+    half = (row.ci_high_ms - row.ci_low_ms) / 2 / row.median_ms
     return [
-        row["case_id"],
+        case_id,
         "ok",
-        f"{row['median_ms']:.3f}",
+        f"{row.median_ms:.3f}",
         f"±{half:.1%}",
-        f"{row['tokens_per_s']:.3g}",
-        f"{row['efficiency']:.1%}" + (" noisy" if str(row.get("note", "")).startswith("noisy") else ""),
+        f"{row.tokens_per_s:.3g}",
+        f"{row.efficiency:.1%}" + (" noisy" if row.note.startswith("noisy") else ""),
     ]
 
 
-def summary_table(rows: Sequence[dict[str, Any]], limit: int = 30) -> None:
+def summary_table(rows: Sequence[Row], limit: int = 30) -> None:
     """The slowest ``limit`` cases plus every failed one, to stderr."""
-    failed = [r for r in rows if r["status"] != "ok"]
-    ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: -r["median_ms"])
+    failed = [r for r in rows if r.status != "ok"]
+    ok = sorted((r for r in rows if r.status == "ok"), key=lambda r: -(r.median_ms or 0.0))
     shown = failed + ok[: max(0, limit - len(failed))]
     headers = ["case_id", "status", "median_ms", "95% CI", "tokens/s", "efficiency"]
     if Console is None:

@@ -1,74 +1,203 @@
-"""Results files: the CSV columns (one tuple), appending rows, reading them back.
+"""Results files: the one place that writes and reads them.
 
 A run writes three files side by side:
 
-* ``<run>.csv``: one row per case, appended and flushed as each case ends, so an
-  interrupted run keeps every finished case;
-* ``<run>.samples.csv``: the raw samples (``case_id, phase, index, ms``);
+* ``<run>.csv``: one row per case (a ``Row``), appended and flushed as each
+  case ends, so an interrupted run keeps every finished case;
+* ``<run>.samples.csv``: the raw samples (``case_id, phase, index, ms`` and,
+  for runs measured in blocks against another tree, ``block``);
 * ``<run>.json``: the spec, the environment and the measured peaks.
+
+Every reader of results and samples (report, compare, history, merge, resume)
+goes through ``read_results`` and ``read_samples``. They accept what the
+writer writes and what pandas writes back after a user filtered a run
+(``True``/``False``, ``1``/``0``, ``1.0`` for an integer, empty cells for NaN),
+and they upgrade older files (columns added since are filled in). The column
+contract is in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import fcntl
 import json
 import math
 import os
+import socket
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.spec import CASE_COLUMN_NAMES
+import numpy as np
+import pandas as pd
 
-# History: 1 = first release (DESIGN.md columns + max_abs_err + note); later columns
-# (varlen, impl, state_max_abs_err, compile_s) were added without a new version: readers
-# fill them in for older files (bench.report.load).
+from bench.errors import UsageError
+from bench.spec import AXES, CASE_COLUMN_NAMES, INPUT_AXES, Case
+from bench.stats import summarize
+from bench.timer import Measurement
+
+# Schema versions (``schema_version`` in every row):
+#   1: the first release: case axes, timings, throughput, efficiency, errors, provenance.
+#      Added later without a new version, and filled in when missing: varlen and impl
+#      (an older row is varlen packed/padded from its `packed` column, impl module),
+#      state_max_abs_err and compile_s (empty).
 SCHEMA_VERSION = 1
+READABLE_VERSIONS = (1,)
+
+STATUSES = ("ok", "oom", "error")
+SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "ms")
+BLOCK_SAMPLE_COLUMNS: tuple[str, ...] = (*SAMPLE_COLUMNS, "block")
+
+
+def new_run_id() -> str:
+    """A run's id: when, where, and four random hex digits against collisions."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:4]}"
+
+
+def now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class WorkFacts:
+    """What a row needs to know of a built workload besides its timings."""
+
+    valid_tokens: int
+    padding_fraction: float
+    gflop: float
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A case that ran: its samples and what else was measured around them."""
+
+    measurement: Measurement
+    facts: WorkFacts
+    peak_gflop_per_s: float
+    target_rel_ci: float | None = None  # the precision target the schedule aimed for, if any
+    extra: Mapping[str, float | None] = field(default_factory=dict)  # errors, compile_s, peak_mem_mb
+    schedule: str = ""  # how it was sampled, when not alone (side by side, blocks)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A case that did not run: ``oom`` or ``error``, with one line saying why."""
+
+    status: str
+    error: str
+
+
+Outcome = Measured | Failed
+
+
+@dataclass
+class Row:
+    """One row of a results CSV; its field order (after the case) is the column order."""
+
+    case: Case
+    status: str
+    error: str = ""
+    samples: int | None = None
+    median_ms: float | None = None
+    iqr_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    ci_low_ms: float | None = None
+    ci_high_ms: float | None = None
+    fwd_median_ms: float | None = None  # training only: the phases apart
+    bwd_median_ms: float | None = None
+    tokens_per_s: float | None = None  # valid tokens only
+    padding_fraction: float | None = None
+    gflop: float | None = None  # useful work of one step (valid tokens)
+    gflop_per_s: float | None = None
+    peak_gflop_per_s: float | None = None  # measured matmul peak of the device, dtype, threads
+    efficiency: float | None = None
+    peak_mem_mb: float | None = None  # CUDA allocator peak
+    max_abs_err: float | None = None  # outputs against the packed module
+    state_max_abs_err: float | None = None  # final states against the packed module
+    compile_s: float | None = None
+    note: str = ""
+    run_id: str = ""
+    timestamp: str = ""
+    host: str = ""
+    cpu_model: str = ""
+    gpu_name: str = ""
+    torch_version: str = ""
+    cuda_version: str = ""
+    cudnn_version: str = ""
+    git_commit: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "case"}
+        return {"case_id": self.case.case_id, **self.case.columns(), **values}
+
 
 CASE_COLUMNS: tuple[str, ...] = ("case_id", *CASE_COLUMN_NAMES)
-MEASURE_COLUMNS: tuple[str, ...] = (
-    "status",
-    "error",
-    "samples",
-    "median_ms",
-    "iqr_ms",
-    "mean_ms",
-    "std_ms",
-    "min_ms",
-    "max_ms",
-    "ci_low_ms",
-    "ci_high_ms",
-    "fwd_median_ms",
-    "bwd_median_ms",
-    "tokens_per_s",
-    "padding_fraction",
-    "gflop",
-    "gflop_per_s",
-    "peak_gflop_per_s",
-    "efficiency",
-    "peak_mem_mb",
-    "max_abs_err",
-    "state_max_abs_err",
-    "compile_s",
-    "note",
-)
-PROVENANCE_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "timestamp",
-    "host",
-    "cpu_model",
-    "gpu_name",
-    "torch_version",
-    "cuda_version",
-    "cudnn_version",
-    "git_commit",
-    "schema_version",
-)
+_ROW_FIELDS = tuple(f.name for f in fields(Row) if f.name != "case")
+PROVENANCE_COLUMNS: tuple[str, ...] = _ROW_FIELDS[_ROW_FIELDS.index("run_id") :]
+MEASURE_COLUMNS: tuple[str, ...] = _ROW_FIELDS[: _ROW_FIELDS.index("run_id")]
 COLUMNS: tuple[str, ...] = CASE_COLUMNS + MEASURE_COLUMNS + PROVENANCE_COLUMNS
-SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "ms")
-STATUSES = ("ok", "oom", "error", "skipped")
+
+
+def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id: str) -> Row:
+    """The one way a row is made: a case, what happened to it, where and in which run.
+
+    ``provenance`` holds the environment columns (``bench.env.provenance``, plus
+    ``gpu_name`` for CUDA cases).
+    """
+    known = {k: v for k, v in provenance.items() if k in PROVENANCE_COLUMNS}
+    row = Row(case=case, status="ok", run_id=run_id, timestamp=now_iso(), **known)
+    if isinstance(outcome, Failed):
+        row.status, row.error = outcome.status, outcome.error
+        return row
+    m, facts = outcome.measurement, outcome.facts
+    s = summarize(m.total_ms)
+    for name in ("samples", "median_ms", "iqr_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "ci_low_ms", "ci_high_ms"):
+        setattr(row, name, getattr(s, name))
+    if len(m.phases) > 1:  # training: forward and backward apart
+        row.fwd_median_ms = summarize(m.phases["fwd"]).median_ms if "fwd" in m.phases else None
+        row.bwd_median_ms = summarize(m.phases["bwd"]).median_ms if "bwd" in m.phases else None
+    seconds = s.median_ms / 1e3
+    row.tokens_per_s = facts.valid_tokens / seconds
+    row.padding_fraction = facts.padding_fraction
+    row.gflop = facts.gflop
+    row.gflop_per_s = facts.gflop / seconds
+    row.peak_gflop_per_s = outcome.peak_gflop_per_s
+    peak = outcome.peak_gflop_per_s
+    row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
+    for name, value in outcome.extra.items():
+        setattr(row, name, value)
+    notes = []
+    if m.reached_target is False and outcome.target_rel_ci is not None:
+        notes.append(
+            f"noisy: CI ±{s.rel_ci_half_width:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "
+            f"{s.samples} samples in {m.sampling_s:.1f} s"
+        )
+    if m.reached_target is None:
+        notes.append("no precision target")
+    if outcome.schedule:
+        notes.append(outcome.schedule)
+    row.note = "; ".join(notes)
+    return row
+
+
+def sample_rows(case_id: str, m: Measurement) -> Iterable[dict[str, Any]]:
+    """The samples file's rows of one measured case."""
+    return (
+        {"case_id": case_id, "phase": phase, "index": i, "ms": ms}
+        for phase, values in m.phases.items()
+        for i, ms in enumerate(values)
+    )
+
+
+# --- writing ----------------------------------------------------------------------------------
 
 
 def run_paths(csv_path: Path) -> tuple[Path, Path]:
@@ -80,7 +209,7 @@ def run_paths(csv_path: Path) -> tuple[Path, Path]:
 def format_value(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6g}"
@@ -119,13 +248,13 @@ class AppendWriter:
             self._writer.writeheader()
             self._flush()
 
-    def write(self, row: Mapping[str, Any]) -> None:
-        self._writer.writerow({c: format_value(row.get(c)) for c in self.columns})
-        self._flush()
+    def write(self, row: Row | Mapping[str, Any]) -> None:
+        self.write_many([row])
 
-    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    def write_many(self, rows: Iterable[Row | Mapping[str, Any]]) -> None:
         for row in rows:
-            self._writer.writerow({c: format_value(row.get(c)) for c in self.columns})
+            values = row.as_dict() if isinstance(row, Row) else row
+            self._writer.writerow({c: format_value(values.get(c)) for c in self.columns})
         self._flush()
 
     def _flush(self) -> None:
@@ -134,6 +263,137 @@ class AppendWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file and rename it, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A run JSON, or {} where there is none (a results CSV on its own is still readable)."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{path}: not a run JSON ({e})") from None
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+TEXT_COLUMNS = ("status", "error", "note", *PROVENANCE_COLUMNS[:-1])  # schema_version is a number
+NUMERIC_COLUMNS = tuple(c for c in MEASURE_COLUMNS if c not in TEXT_COLUMNS)
+# Present in every version-1 file; the rest is filled in for files from before it was added.
+REQUIRED_COLUMNS = (
+    *(c for c in CASE_COLUMNS if c not in ("varlen", "impl")),
+    "status",
+    "median_ms",
+    "ci_low_ms",
+    "ci_high_ms",
+    "run_id",
+    "schema_version",
+)
+INT_AXES = tuple(a.name for a in AXES if a.kind == "int")
+BOOL_AXES = tuple(a.name for a in INPUT_AXES if a.kind == "bool")
+# What our writer and pandas (after read_csv/to_csv) write for booleans.
+BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    """A CSV as strings (empty cells as ""); UsageError for anything unreadable."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path}: empty file, not a {what}") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as e:
+        raise UsageError(f"{path}: cannot read as CSV ({str(e).splitlines()[0]})") from None
+
+
+def _integers(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
+    values = pd.to_numeric(df[col], errors="coerce")
+    if values.isna().any() or (values != values.round()).any():
+        bad = df[col][values.isna() | (values != values.round())].iloc[0]
+        raise UsageError(f"{path}: column {col!r} holds a non-integer ({bad!r})")
+    return values.astype(int)
+
+
+def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
+    """One results CSV as a typed frame (upgraded to the current columns); UsageError for anything off."""
+    df = _read_csv(path, "results CSV")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise UsageError(f"{path}: not a results CSV (missing column {missing[0]!r})")
+    if df.empty and not allow_empty:
+        raise UsageError(f"{path}: no rows")
+    readable = {str(v) for v in READABLE_VERSIONS}
+    # "1.0" is pandas' way of writing 1 back.
+    versions = df["schema_version"].str.strip().str.replace(r"\.0$", "", regex=True)
+    unknown = sorted(set(versions) - readable)
+    if unknown:
+        supported = ", ".join(sorted(readable))
+        raise UsageError(f"{path}: schema_version {unknown[0]!r} is not supported (this rnnbench reads {supported})")
+    df["schema_version"] = SCHEMA_VERSION  # upgraded below
+    dup = df["case_id"][df["case_id"].duplicated()]
+    if not dup.empty:
+        raise UsageError(f"{path}: duplicate case_id {dup.iloc[0]!r}")
+    bad_status = set(df["status"]) - set(STATUSES)
+    if bad_status:
+        raise UsageError(f"{path}: status {sorted(bad_status)[0]!r} is not one of {', '.join(STATUSES)}")
+    for col in INT_AXES:
+        df[col] = _integers(path, df, col)
+    for col in BOOL_AXES:
+        parsed = df[col].str.strip().str.lower().map(BOOL_TEXT)
+        if parsed.isna().any():
+            raise UsageError(f"{path}: column {col!r} must hold true/false (found {df[col][parsed.isna()].iloc[0]!r})")
+        df[col] = parsed.astype(bool)
+    if "varlen" not in df.columns:  # before the varlen axis: packed or padded
+        df["varlen"] = df["packed"].map({True: "packed", False: "padded"})
+    if "impl" not in df.columns:  # before the impl axis: the nn.LSTM/nn.GRU modules
+        df["impl"] = "module"
+    for col in NUMERIC_COLUMNS:
+        if col not in df.columns:
+            df[col] = ""  # a column added after this file was written
+        raw = df[col]
+        df[col] = pd.to_numeric(raw, errors="coerce")
+        wrong = df[col].isna() & (raw.str.strip() != "") & (raw.str.lower() != "nan")
+        if wrong.any():
+            raise UsageError(f"{path}: column {col!r} holds a non-number ({raw[wrong].iloc[0]!r})")
+    ok = df["status"] == "ok"
+    if (ok & ~(df["median_ms"] > 0)).any():
+        raise UsageError(f"{path}: an ok row has no positive median_ms")
+    for col in TEXT_COLUMNS:
+        if col not in df.columns:
+            df[col] = ""
+    # pandas writes an integer column with a gap as floats: cuDNN 90100 comes back as 90100.0.
+    df["cudnn_version"] = df["cudnn_version"].str.replace(r"^(\d+)\.0$", r"\1", regex=True)
+    df["source"] = path.name
+    return df
+
+
+def read_samples(csv_path: Path) -> pd.DataFrame:
+    """The raw samples of a results CSV: case_id, phase, index, ms (and block, if blocked)."""
+    path, _ = run_paths(csv_path)
+    if not path.is_file():
+        raise UsageError(f"{csv_path}: its raw samples {path.name} are missing")
+    df = _read_csv(path, "samples CSV")
+    if list(df.columns)[:4] != list(SAMPLE_COLUMNS):
+        raise UsageError(f"{path}: not a samples CSV (want columns {', '.join(SAMPLE_COLUMNS)})")
+    for col in ("ms", "index", "block"):
+        if col in df:
+            values = pd.to_numeric(df[col], errors="coerce")
+            if values.isna().any():
+                raise UsageError(f"{path}: column {col!r} holds a non-number")
+            df[col] = values if col == "ms" else values.astype(int)
+    return df
 
 
 def results_files(inputs: Sequence[Path], what: str, recursive: bool = False) -> list[Path]:
@@ -150,31 +410,3 @@ def results_files(inputs: Sequence[Path], what: str, recursive: bool = False) ->
     if not files:
         raise UsageError(f"no {what} in {', '.join(map(str, inputs))}")
     return files
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of a results CSV as strings, checked for the case columns."""
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            header = reader.fieldnames or []
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise UsageError(f"{path}: cannot read ({e})") from None
-    missing = [c for c in ("case_id", "status", "schema_version") if c not in header]
-    if missing:
-        raise UsageError(f"{path}: not a results CSV (missing column {missing[0]!r})")
-    return rows
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file and rename it, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,54 +1,58 @@
-"""Run a list of Cases: build, time, summarize, append a row per case.
+"""Run a sweep: plan its cases, measure each (alone, isolated or side by side), append a row per case.
 
 A case that fails (OOM or any exception) becomes an ``oom``/``error`` row and
 the sweep goes on; rows are flushed as they finish, so nothing measured is lost.
+``SweepOptions`` is everything a sweep needs; the command line builds it, and
+shard launchers hand it to their jobs as it is (no argv re-parsing).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import socket
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from bench import env, progress
+from bench.clocks import clock_for
 from bench.errors import UsageError
-from bench.isolate import run_case_isolated
+from bench.isolate import run_in_child
 from bench.peaks import PeakCache
 from bench.results import (
     COLUMNS,
     SAMPLE_COLUMNS,
     SCHEMA_VERSION,
     AppendWriter,
-    read_rows,
+    Failed,
+    Measured,
+    Outcome,
+    Row,
+    make_row,
+    new_run_id,
+    now_iso,
+    read_results,
     repair_torn_tail,
     run_paths,
+    sample_rows,
     write_json_atomic,
 )
-from bench.spec import Case, Spec
-from bench.stats import summarize
-from bench.timer import Measurement, TimerConfig, measure
+from bench.shard import shard_cases
+from bench.spec import Case, Spec, expand
+from bench.timer import TimerConfig, measure
 from bench.variants import measure_together, variant_groups
-from bench.workload import Workload, build
+from bench.workload import build, check_cases
 
-
-def new_run_id() -> str:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{socket.gethostname().split('.')[0]}-{uuid.uuid4().hex[:4]}"
+OOM_TEXT = ("out of memory", "can't allocate memory", "not enough memory")
 
 
 def is_oom(error: BaseException) -> bool:
     if isinstance(error, torch.OutOfMemoryError | MemoryError):
         return True
     text = str(error).lower()
-    return any(s in text for s in ("out of memory", "can't allocate memory", "not enough memory"))
+    return any(s in text for s in OOM_TEXT)
 
 
 def one_line(error: BaseException) -> str:
@@ -56,77 +60,8 @@ def one_line(error: BaseException) -> str:
     return f"{error.__class__.__name__}: {first}"[:500]
 
 
-@dataclass(frozen=True)
-class WorkFacts:
-    """What a row needs to know of a built workload besides its timings."""
-
-    valid_tokens: int
-    padding_fraction: float
-    gflop: float
-
-    @classmethod
-    def of(cls, work: Workload) -> WorkFacts:
-        return cls(work.valid_tokens, work.padding_fraction, work.gflop)
-
-
-def measured_columns(facts: WorkFacts, m: Measurement, config: TimerConfig, peak: float) -> dict[str, Any]:
-    """The measurement columns of an ``ok`` row."""
-    s = summarize(m.total_ms)
-    row: dict[str, Any] = {"status": "ok", **asdict(s)}
-    for phase in ("fwd", "bwd"):
-        if phase in m.phases and len(m.phases) > 1:  # training: forward and backward apart
-            row[f"{phase}_median_ms"] = summarize(m.phases[phase]).median_ms
-    seconds = s.median_ms / 1e3
-    row["tokens_per_s"] = facts.valid_tokens / seconds
-    row["padding_fraction"] = facts.padding_fraction
-    row["gflop"] = facts.gflop
-    row["gflop_per_s"] = facts.gflop / seconds
-    row["peak_gflop_per_s"] = peak
-    row["efficiency"] = row["gflop_per_s"] / peak if peak > 0 else math.nan
-    if not m.reached_target:
-        row["note"] = (
-            f"noisy: CI ±{s.rel_ci_half_width:.1%} of the median, target ±{config.target_rel_ci:.0%}, "
-            f"{s.samples} samples in {m.sampling_s:.1f} s"
-        )
-    return row
-
-
-def failure_row(error: BaseException) -> dict[str, Any]:
-    return {"status": "oom" if is_oom(error) else "error", "error": one_line(error)}
-
-
-def run_group(
-    cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, float]
-) -> list[tuple[Case, dict[str, Any], Measurement | None]]:
-    """Measure cases that differ only in varlen/impl side by side (bench.variants).
-
-    ``peak_mem_mb`` stays empty: the allocator's peak would mix the variants.
-    """
-    done: dict[Case, tuple[dict[str, Any], Measurement | None]] = {}
-    works = []
-    for case in cases:
-        try:
-            works.append(build(case))
-        except Exception as e:
-            done[case] = (failure_row(e), None)
-    results, rounds = measure_together(works, config)
-    for work, result in results:
-        case = work.case
-        try:
-            if isinstance(result, BaseException):
-                raise result
-            with work.context():
-                extra = work.extra_columns()
-            row = measured_columns(WorkFacts.of(work), result, config, peaks[case]) | extra
-            side = f"side by side with {len(cases) - 1} other variant(s) in {rounds} rounds"
-            row["note"] = f"{row['note']}; {side}" if row.get("note") else side
-            done[case] = (row, result)
-        except Exception as e:
-            done[case] = (failure_row(e), None)
-    del works, results
-    if any(c.device == "cuda" for c in cases):
-        torch.cuda.empty_cache()
-    return [(case, *done[case]) for case in cases]
+def failure(error: BaseException) -> Failed:
+    return Failed("oom" if is_oom(error) else "error", one_line(error))
 
 
 def peak_or_nan(peaks: PeakCache, case: Case) -> float:
@@ -137,8 +72,8 @@ def peak_or_nan(peaks: PeakCache, case: Case) -> float:
         return math.nan
 
 
-def run_case(case: Case, config: TimerConfig, peak: float) -> tuple[dict[str, Any], Measurement | None]:
-    """Measure one case; failures become a row, never an exception."""
+def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
+    """Measure one case; failures become a ``Failed``, never an exception."""
     cuda = case.device == "cuda"
     work = None
     try:
@@ -147,33 +82,75 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> tuple[dict[str, An
             torch.cuda.reset_peak_memory_stats()
         work = build(case)
         with work.context():
-            m = measure(work.phases, config, cuda=cuda, before_sample=work.before_sample)
+            m = measure(work.phases, config, clock_for(case.device), work.before_sample)
             extra = work.extra_columns()  # after timing: nothing of it lands in the samples
-        row = measured_columns(WorkFacts.of(work), m, config, peak) | extra
         if cuda:
             # Allocator peak over build + warm-up + samples: weights, inputs, activations.
-            row["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        return row, m
+            extra["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        return Measured(m, work.facts(), peak, config.target_rel_ci, extra)
     except Exception as e:
-        return failure_row(e), None
+        return failure(e)
     finally:
         del work
         if cuda:
             torch.cuda.empty_cache()
 
 
+def run_group(cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, float]) -> list[tuple[Case, Outcome]]:
+    """Measure cases that differ only in varlen/impl side by side (bench.variants).
+
+    ``peak_mem_mb`` stays empty: the allocator's peak would mix the variants.
+    """
+    done: dict[Case, Outcome] = {}
+    works = []
+    for case in cases:
+        try:
+            works.append(build(case))
+        except Exception as e:
+            done[case] = failure(e)
+    results, rounds = measure_together(works, config)
+    side = f"side by side with {len(cases) - 1} other variant(s) in {rounds} rounds"
+    for work, result in results:
+        try:
+            if isinstance(result, BaseException):
+                raise result
+            with work.context():
+                extra = work.extra_columns()
+            done[work.case] = Measured(result, work.facts(), peaks[work.case], config.target_rel_ci, extra, side)
+        except Exception as e:
+            done[work.case] = failure(e)
+    del works, results
+    if any(c.device == "cuda" for c in cases):
+        torch.cuda.empty_cache()
+    return [(case, done[case]) for case in cases]
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """What ``bench run`` measures and how: everything a shard job needs, picklable."""
+
+    spec: Spec
+    isolate: bool = False
+    side_by_side: bool = False
+
+
 @dataclass
-class RunOutcome:
-    csv_path: Path
-    samples_path: Path
-    json_path: Path
-    run_id: str
-    rows: list[dict[str, Any]]
-    skipped_done: int
+class SweepResult:
+    rows: list[Row]
+    already_done: int  # cases skipped because --resume found them in the file
 
     @property
     def failed(self) -> int:
-        return sum(r["status"] in ("oom", "error") for r in self.rows)
+        return sum(r.status != "ok" for r in self.rows)
+
+
+def plan(options: SweepOptions, shard: tuple[int, int] | None = None) -> tuple[list[Case], list[Case]]:
+    """(the cases to measure here, the whole sweep's cases), every check done before anything runs."""
+    if options.side_by_side and options.isolate:
+        raise UsageError("--side-by-side and --isolate exclude each other (variants share one process)")
+    cases = expand(options.spec, torch.cuda.is_available(), torch.get_num_threads())
+    check_cases(cases)
+    return (shard_cases(cases, *shard) if shard else cases), cases
 
 
 def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]:
@@ -194,38 +171,40 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
         raise UsageError(f"--resume: {out} does not exist (nothing to resume)")
     repair_torn_tail(out)
     repair_torn_tail(samples)
-    rows = read_rows(out)
-    run_id = rows[0]["run_id"] if rows and rows[0].get("run_id") else run_id
-    return run_id, {r["case_id"] for r in rows}
+    if out.stat().st_size == 0:
+        return run_id, set()
+    rows = read_results(out, allow_empty=True)
+    if not rows.empty and rows["run_id"].iloc[0]:
+        run_id = rows["run_id"].iloc[0]
+    return run_id, set(rows["case_id"])
 
 
-def _measure(
-    group: list[Case], config: TimerConfig, peaks: PeakCache, isolate: bool
-) -> list[tuple[Case, dict[str, Any], Measurement | None]]:
+def _measure(group: list[Case], config: TimerConfig, peaks: PeakCache, isolate: bool) -> list[tuple[Case, Outcome]]:
     """One case alone (in this process or a child), or a group side by side."""
     if len(group) > 1:
         return run_group(group, config, {c: peak_or_nan(peaks, c) for c in group})
     case = group[0]
     peak = peak_or_nan(peaks, case)
-    measured, m = run_case_isolated(case, config, peak) if isolate else run_case(case, config, peak)
-    return [(case, measured, m)]
+    if not isolate:
+        return [(case, run_case(case, config, peak))]
+    outcome = run_in_child(run_case, (case, config, peak), case.case_id)
+    return [(case, outcome if isinstance(outcome, Measured | Failed) else Failed("error", str(outcome)))]
 
 
 def run_sweep(
+    options: SweepOptions,
     cases: Sequence[Case],
-    spec: Spec,
     out: Path,
     run_id: str,
     done: set[str],
-    isolate: bool = False,
     sweep_cases: Sequence[Case] | None = None,
-    side_by_side: bool = False,
-) -> RunOutcome:
+) -> SweepResult:
     """Measure every case not in ``done``; append rows to ``out`` as they finish.
 
     ``run_id`` and ``done`` come from ``prepare_output``, called first so that
     a bad ``--out`` is refused before anything is printed or measured.
     """
+    spec = options.spec
     samples_path, json_path = run_paths(out)
     todo = [c for c in cases if c.case_id not in done]
     provenance = env.provenance()
@@ -240,38 +219,40 @@ def run_sweep(
         # The whole sweep when this run is one shard of it: `bench merge` reports what is missing.
         "sweep_cases": [c.case_id for c in (sweep_cases or cases)],
         "environment": env.environment(),
-        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "started": now_iso(),
     }
     write_json_atomic(json_path, meta)
     rows_out = AppendWriter(out, COLUMNS, exclusive=True)
     samples_out = AppendWriter(samples_path, SAMPLE_COLUMNS)
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     try:
         with progress.Bar(len(todo)) as bar:
-            for group in variant_groups(todo) if side_by_side else [[c] for c in todo]:
+            for group in variant_groups(todo) if options.side_by_side else [[c] for c in todo]:
                 bar.start(group[0].case_id + (f" (+{len(group) - 1} side by side)" if len(group) > 1 else ""))
-                for case, measured, m in _measure(group, spec.timer, peaks, isolate):
-                    row = {"case_id": case.case_id, **case.columns(), **measured, **provenance}
-                    row.update(
-                        run_id=run_id,
-                        timestamp=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                        gpu_name=env.gpu_name() if case.device == "cuda" else "",
-                        schema_version=SCHEMA_VERSION,
-                    )
+                for case, outcome in _measure(group, spec.timer, peaks, options.isolate):
+                    gpu = {"gpu_name": env.gpu_name() if case.device == "cuda" else ""}
+                    row = make_row(case, outcome, provenance | gpu, run_id)
                     rows_out.write(row)
-                    if m is not None:
-                        samples_out.write_many(
-                            {"case_id": case.case_id, "phase": phase, "index": i, "ms": ms}
-                            for phase, values in m.phases.items()
-                            for i, ms in enumerate(values)
-                        )
+                    if isinstance(outcome, Measured):
+                        samples_out.write_many(sample_rows(case.case_id, outcome.measurement))
                     rows.append(row)
-                    bar.advance(row)
+                    bar.advance(row.case.case_id, row.status, row_detail(row))
     finally:
         rows_out.close()
         samples_out.close()
         meta["peak_gflop_per_s"] = peaks.as_dict()
-        meta["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        meta["status_counts"] = dict(Counter(r["status"] for r in rows))
+        meta["finished"] = now_iso()
+        meta["status_counts"] = dict(Counter(r.status for r in rows))
         write_json_atomic(json_path, meta)
-    return RunOutcome(out, samples_path, json_path, run_id, rows, len(cases) - len(todo))
+    return SweepResult(rows, len(cases) - len(todo))
+
+
+def row_detail(row: Row) -> str:
+    return f"{row.median_ms:.3f} ms" if row.median_ms is not None else row.error
+
+
+def run_shard(options: SweepOptions, k: int, n: int, out: Path) -> SweepResult:
+    """One shard of a sweep into its part file, resumed if the file exists (a launcher's job)."""
+    cases, sweep = plan(options, (k, n))
+    run_id, done = prepare_output(out, out.exists(), new_run_id())
+    return run_sweep(options, cases, out, run_id, done, sweep_cases=sweep)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,71 +42,100 @@ BOOL_WORDS = {"true": True, "false": False}
 
 @dataclass(frozen=True)
 class Axis:
-    """One sweep axis: its kind, allowed choices (for words) and default values."""
+    """One sweep axis, declared once on its ``Case`` field.
+
+    ``AXES``, ``case_id``, ``Case.from_id``, the spec keys, the CLI flags and
+    the CSV case columns are all derived from these declarations.
+    """
 
     name: str
     kind: str  # "word" | "int" | "bool"
     default: tuple[Any, ...]
-    choices: tuple[str, ...] = ()
+    help: str
+    choices: tuple[str, ...] = ()  # allowed words (empty: free-form)
     minimum: int = 1
+    id_prefix: str = ""  # before the value in a case_id: b32, l64, ...
+    id_words: tuple[str, str] = ("true", "false")  # a bool's true/false in a case_id
+    id_omitted: Any = None  # a value that adds nothing to the case_id (ids stay as before the axis)
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    def id_part(self, value: Any) -> str | None:
+        """This axis's part of a case_id (None: left out)."""
+        if self.id_omitted is not None and value == self.id_omitted:
+            return None
+        if self.kind == "bool":
+            return self.id_words[0] if value else self.id_words[1]
+        # ':' (in lengths such as uniform:4) is '@' in ids: ids are also file names.
+        return f"{self.id_prefix}{value}".replace(":", "@")
 
-# Order here is the order of CSV columns, case_id parts and grid nesting.
-AXES: tuple[Axis, ...] = (
-    Axis("model", "word", ("lstm", "gru"), ("lstm", "gru")),
-    Axis("device", "word", ("auto",), ("auto", "cpu", "cuda")),
-    Axis("dtype", "word", ("float32",), ("float32", "bfloat16", "float16")),
-    Axis("mode", "word", ("inference",), ("inference", "training")),
-    Axis("batch_size", "int", (32,)),
-    Axis("seq_len", "int", (64,)),
-    Axis("num_layers", "int", (1,)),
-    Axis("bidirectional", "bool", (False,)),
-    Axis("varlen", "word", ("padded",), ("padded", "packed", "exact")),
-    Axis("lengths", "word", ("uniform",)),  # free-form: full | uniform | uniform:MIN
-    Axis("embedding_dim", "int", (256,)),
-    Axis("hidden_size", "int", (512,)),
-    Axis("vocab_size", "int", (100,), minimum=2),
-    Axis("backend", "word", ("default",), ("default", "native")),
-    Axis("threads", "int", (0,), minimum=0),  # 0 = all of torch's threads at run time
-    Axis("impl", "word", ("module",), ("module", "compiled", "cells")),
-)
-AXIS_BY_NAME = {a.name: a for a in AXES}
-# `packed` was an axis before `varlen` took its place; it is still read (TOML key,
-# --packed flag) as `varlen` packed/padded, and still written as a CSV column that
-# is true exactly for varlen=packed, so older results and compares keep working.
-PACKED_ALIAS = Axis("packed", "bool", (False,))
-INPUT_AXES: tuple[Axis, ...] = (*AXES, PACKED_ALIAS)
-INPUT_AXES_BY_NAME = {a.name: a for a in INPUT_AXES}
-CASE_COLUMN_NAMES: tuple[str, ...] = tuple(
-    name for a in AXES for name in (("packed", a.name) if a.name == "varlen" else (a.name,))
-)
+    def from_id_part(self, part: str, where: str) -> Any:
+        """The value a case_id part gives (UsageError if it gives none)."""
+        if not part.startswith(self.id_prefix):
+            raise UsageError(f"{where}: {part!r} does not start with {self.id_prefix!r}")
+        raw = part[len(self.id_prefix) :].replace("@", ":")
+        if self.kind == "bool":
+            words = dict(zip(self.id_words, ("true", "false"), strict=True))
+            raw = words.get(raw, raw)
+        return parse_value(self, raw, where)
+
+    def describe(self) -> str:
+        """One line for ``--help``: what the axis is, its choices and default."""
+        choices = f"; choices: {', '.join(self.choices)}" if self.choices else ""
+        default = ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in self.default)
+        return f"{self.help}{choices}; default: {default}"
+
+
+def _axis(kind: str, default: tuple[Any, ...], help: str, **more: Any) -> Any:
+    """A ``Case`` field that declares its sweep axis (the name is the field's)."""
+    return field(metadata={"axis": {"kind": kind, "default": default, "help": help, **more}})
+
+
 EXAMPLE_ID = "lstm-cpu-float32-inference-b32-l64-n1-uni-packed-uniform-e256-h512-v100-default-t2"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Case:
-    """One sweep point. Identity only: no tensors, no modules."""
+    """One sweep point. Identity only: no tensors, no modules.
 
-    model: str
-    device: str
-    dtype: str
-    mode: str
-    batch_size: int
-    seq_len: int
-    num_layers: int
-    bidirectional: bool
-    varlen: str
-    lengths: str
-    embedding_dim: int
-    hidden_size: int
-    vocab_size: int
-    backend: str
-    threads: int
-    impl: str = "module"
+    Field order is the order of CSV columns, case_id parts and grid nesting.
+    """
+
+    model: str = _axis("word", ("lstm", "gru"), "recurrent model", choices=("lstm", "gru"))
+    device: str = _axis(
+        "word", ("auto",), "device (auto: the CPU, and CUDA where present)", choices=("auto", "cpu", "cuda")
+    )
+    dtype: str = _axis(
+        "word", ("float32",), "parameter and activation dtype", choices=("float32", "bfloat16", "float16")
+    )
+    mode: str = _axis("word", ("inference",), "forward only, or forward + backward", choices=("inference", "training"))
+    batch_size: int = _axis("int", (32,), "sequences per batch", id_prefix="b")
+    seq_len: int = _axis("int", (64,), "padded sequence length (time steps)", id_prefix="l")
+    num_layers: int = _axis("int", (1,), "stacked recurrent layers", id_prefix="n")
+    bidirectional: bool = _axis("bool", (False,), "both directions", id_words=("bi", "uni"))
+    varlen: str = _axis(
+        "word",
+        ("padded",),
+        "how variable lengths are fed: padded, packed (pack_padded_sequence) or exact (padded, exact results)",
+        choices=("padded", "packed", "exact"),
+    )
+    lengths: str = _axis("word", ("uniform",), "length distribution: full, uniform or uniform:MIN")
+    embedding_dim: int = _axis("int", (256,), "embedding size", id_prefix="e")
+    hidden_size: int = _axis("int", (512,), "hidden state size", id_prefix="h")
+    vocab_size: int = _axis("int", (100,), "vocabulary size", minimum=2, id_prefix="v")
+    backend: str = _axis(
+        "word", ("default",), "native turns cuDNN (GPU) or oneDNN (CPU) off", choices=("default", "native")
+    )
+    threads: int = _axis("int", (0,), "intra-op CPU threads (0: torch's default)", minimum=0, id_prefix="t")
+    impl: str = _axis(
+        "word",
+        ("module",),
+        "module (nn.LSTM/nn.GRU), compiled (torch.compile) or cells (a Python loop over the cell)",
+        choices=("module", "compiled", "cells"),
+        id_omitted="module",
+    )
 
     @property
     def packed(self) -> bool:
@@ -114,48 +143,32 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        """Readable and stable: the same axes give the same id in every run.
-
-        ``impl=module`` adds nothing, so ids from before the impl axis still match.
-        """
-        impl = () if self.impl == "module" else (self.impl,)
-        return "-".join(
-            (
-                self.model,
-                self.device,
-                self.dtype,
-                self.mode,
-                f"b{self.batch_size}",
-                f"l{self.seq_len}",
-                f"n{self.num_layers}",
-                "bi" if self.bidirectional else "uni",
-                self.varlen,
-                self.lengths.replace(":", "@"),
-                f"e{self.embedding_dim}",
-                f"h{self.hidden_size}",
-                f"v{self.vocab_size}",
-                self.backend,
-                f"t{self.threads}",
-                *impl,
-            )
-        )
+        """Readable and stable: the same axes give the same id in every run."""
+        parts = (a.id_part(getattr(self, a.name)) for a in AXES)
+        return "-".join(p for p in parts if p is not None)
 
     @classmethod
     def from_id(cls, case_id: str) -> Case:
         """The case a ``case_id`` names; UsageError if it names none."""
+        bad = f"CASE {case_id!r} is not a case_id (like {EXAMPLE_ID})"
         parts = case_id.split("-")
-        if len(parts) == len(AXES) - 1:
-            parts.append("module")
-        prefixes = ("", "", "", "", "b", "l", "n", "", "", "", "e", "h", "v", "", "t", "")
-        if len(parts) != len(AXES) or any(not p.startswith(x) for p, x in zip(parts, prefixes, strict=False)):
-            raise UsageError(f"CASE {case_id!r} is not a case_id (like {EXAMPLE_ID})")
-        raw = [p[len(x) :] for p, x in zip(parts, prefixes, strict=True)]
-        raw[7] = {"bi": "true", "uni": "false"}.get(raw[7], raw[7])
-        raw[9] = raw[9].replace("@", ":")
-        values = {a.name: parse_value(a, v, f"CASE {case_id!r} {a.name}") for a, v in zip(AXES, raw, strict=True)}
+        # First the shape (a part per axis, with its prefix; an omittable axis may be left out
+        # at the end), then the values: a misshapen id is "not a case_id", a bad value names itself.
+        given = dict(zip((a.name for a in AXES), parts, strict=False))
+        shaped = len(parts) <= len(AXES) and all(
+            given[a.name].startswith(a.id_prefix) if a.name in given else a.id_omitted is not None for a in AXES
+        )
+        if not shaped:
+            raise UsageError(bad)
+        values: dict[str, Any] = {}
+        for axis in AXES:
+            if axis.name in given:
+                values[axis.name] = axis.from_id_part(given[axis.name], f"CASE {case_id!r} {axis.name}")
+            else:
+                values[axis.name] = axis.id_omitted
         case = cls(**values)
         if case.case_id != case_id or case.device == "auto":
-            raise UsageError(f"CASE {case_id!r} is not a case_id (like {EXAMPLE_ID})")
+            raise UsageError(bad)
         return case
 
     @property
@@ -185,12 +198,26 @@ class Case:
         axes = dict(axes)
         if "packed" in axes:
             axes["varlen"] = "packed" if axes.pop("packed") else "padded"
+        axes.setdefault("impl", "module")
         return cls(**axes)
 
     def columns(self) -> dict[str, Any]:
         """The case columns of a results row (the axes plus the derived ``packed``)."""
         axes = self.axes()
         return {name: self.packed if name == "packed" else axes[name] for name in CASE_COLUMN_NAMES}
+
+
+AXES: tuple[Axis, ...] = tuple(Axis(name=f.name, **f.metadata["axis"]) for f in dataclasses.fields(Case))
+AXIS_BY_NAME = {a.name: a for a in AXES}
+# `packed` was an axis before `varlen` took its place; it is still read (TOML key,
+# --packed flag) as `varlen` packed/padded, and still written as a CSV column that
+# is true exactly for varlen=packed, so older results and compares keep working.
+PACKED_ALIAS = Axis("packed", "bool", (False,), "old spelling: true = --varlen packed, false = --varlen padded")
+INPUT_AXES: tuple[Axis, ...] = (*AXES, PACKED_ALIAS)
+INPUT_AXES_BY_NAME = {a.name: a for a in INPUT_AXES}
+CASE_COLUMN_NAMES: tuple[str, ...] = tuple(
+    name for a in AXES for name in (("packed", a.name) if a.name == "varlen" else (a.name,))
+)
 
 
 @dataclass(frozen=True)
@@ -336,7 +363,7 @@ def expand(spec: Spec, cuda_available: bool, default_threads: int) -> list[Case]
 
 
 def _expand_grid(axes: dict[str, tuple[Any, ...]], cuda_available: bool, default_threads: int) -> list[Case]:
-    """One grid's product, in axis order; checks what needs the whole case."""
+    """One grid's product, in axis order (``bench.workload.check_cases`` checks what needs torch)."""
     axes = dict(axes)
     devices: list[str] = []
     for d in axes["device"]:
@@ -348,14 +375,5 @@ def _expand_grid(axes: dict[str, tuple[Any, ...]], cuda_available: bool, default
             devices.append(d)
     axes["device"] = tuple(dict.fromkeys(devices))
     axes["threads"] = tuple(dict.fromkeys(t or default_threads for t in axes["threads"]))
-    from rnnmodels.data import parse_lengths  # here, not at the top: reports must not need torch
-
-    for seq_len in axes["seq_len"]:
-        for lengths in axes["lengths"]:
-            try:
-                parse_lengths(lengths, seq_len)
-            except ValueError as e:
-                raise UsageError(f"--lengths: {e}") from None
     names = [a.name for a in AXES]
-    cases = [Case(**dict(zip(names, values, strict=True))) for values in itertools.product(*(axes[n] for n in names))]
-    return cases
+    return [Case(**dict(zip(names, values, strict=True))) for values in itertools.product(*(axes[n] for n in names))]

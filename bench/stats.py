@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
+# The fewest samples whose order-statistic 95% CI of the median is narrower than
+# their range (Binomial(6, 1/2) puts 1.6% below rank 1): below this, no CI.
+MIN_CI_SAMPLES = 6
+
 
 @dataclass(frozen=True)
 class Summary:

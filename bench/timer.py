@@ -1,30 +1,45 @@
-"""Adaptive timing of a workload's phases.
+"""The one measuring loop, and the schedules built on it.
 
-Warm-up runs first (oneDNN primitive creation, cuDNN plan selection, the first
-CUDA call and the caching allocator's growth stay out of the samples). Then one
-sample at a time until the 95% CI of the median is within ``target_rel_ci`` of
-the median, or the case's ``budget_s`` is spent, but never fewer than
-``min_samples``. GC is off while sampling. On CUDA each phase is bracketed by
-CUDA events on the current stream and the host waits once per sample, after the
-last event, so no host-side synchronization cost lands inside a phase.
+Everything rnnbench measures goes through ``run_loop``: it runs a step again
+and again, each run timed by a *clock* (how one run is timed: the CPU's
+``perf_counter`` here, CUDA events in ``bench.clocks``), until a *stop rule*
+(when to stop: a precision target, a fixed count, a time budget) says enough.
+The same design as ``torch.utils.benchmark.Timer``'s measurement loop with its
+time and stop hooks: a new metric is a new clock, a new schedule a new use of
+the loop, never a new loop.
+
+Schedules over the loop:
+
+* ``measure``: warm-up, then samples until the 95% CI of the median is within
+  ``target_rel_ci`` (``bench run``, one case at a time);
+* ``bench.variants``: warm-up per case, then alternating blocks of a time budget
+  (``--side-by-side``);
+* ``bench.worker``: blocks on demand, for two trees side by side (``--against``);
+* ``bench validate`` and the pytest-benchmark CI suite.
+
+GC is paused while sampling (``gc_paused``), never during warm-up. Nothing here
+imports torch: the report layer reads ``TimerConfig`` through the spec.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import itertools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from bench.errors import UsageError
-from bench.stats import summarize
+from bench.stats import MIN_CI_SAMPLES, summarize
 
 Phase = tuple[str, Callable[[], None]]
+# How one run of the phases is timed: one value per phase (ms, or a count for other metrics).
+Clock = Callable[[Sequence[Phase]], list[float]]
+Sample = list[float]  # one run: a value per phase
 
 
 @dataclass(frozen=True)
@@ -57,28 +72,127 @@ class TimerConfig:
                 raise UsageError(f"{where}.{key}: {value!r} must be a finite positive number")
             values[key] = value
         config = cls(**values)
-        if config.min_samples < 6:
-            raise UsageError(f"{where}.min_samples: {config.min_samples} is too few for a 95% CI (need >= 6)")
+        if config.min_samples < MIN_CI_SAMPLES:
+            raise UsageError(
+                f"{where}.min_samples: {config.min_samples} is too few for a 95% CI (need >= {MIN_CI_SAMPLES})"
+            )
         if config.max_samples < config.min_samples:
             raise UsageError(f"{where}.max_samples: {config.max_samples} is below min_samples")
         return config
 
 
-@dataclass
-class Measurement:
-    """Raw samples per phase (ms) plus how the sampling ended."""
-
-    phases: dict[str, list[float]]
-    warmup_runs: int
-    sampling_s: float
-    reached_target: bool
-
-    @property
-    def total_ms(self) -> np.ndarray:
-        return np.sum([np.asarray(v) for v in self.phases.values()], axis=0)
+# --- stop rules: when the loop has enough ------------------------------------------------------
 
 
-def time_phases_cpu(phases: Sequence[Phase]) -> list[float]:
+class StopRule(Protocol):
+    def done(self, samples: Sequence[Sample], elapsed_s: float) -> bool:
+        """True once ``samples`` (taken in ``elapsed_s`` seconds) are enough."""
+        ...
+
+
+@dataclass(frozen=True)
+class FixedCount:
+    """Exactly ``runs`` runs."""
+
+    runs: int
+
+    def done(self, samples: Sequence[Sample], elapsed_s: float) -> bool:
+        return len(samples) >= self.runs
+
+
+@dataclass(frozen=True)
+class AtLeast:
+    """At least ``runs`` runs and at least ``seconds`` (a warm-up)."""
+
+    runs: int
+    seconds: float
+
+    def done(self, samples: Sequence[Sample], elapsed_s: float) -> bool:
+        return len(samples) >= self.runs and elapsed_s >= self.seconds
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """Runs for ``seconds`` (a block), at least ``min_runs``, at most ``max_runs`` in all."""
+
+    seconds: float
+    min_runs: int = 1
+    max_runs: int | None = None
+
+    def done(self, samples: Sequence[Sample], elapsed_s: float) -> bool:
+        if self.max_runs is not None and len(samples) >= self.max_runs:
+            return True
+        return len(samples) >= self.min_runs and elapsed_s >= self.seconds
+
+
+@dataclass(frozen=True)
+class PrecisionTarget:
+    """Until the median's 95% CI is within ``config.target_rel_ci``, or the budget is spent."""
+
+    config: TimerConfig
+
+    def done(self, samples: Sequence[Sample], elapsed_s: float) -> bool:
+        c, n = self.config, len(samples)
+        if n >= c.max_samples:
+            return True
+        if n < c.min_samples:
+            return False
+        if (n % c.check_every == 0 or n == c.min_samples) and self.reached(samples):
+            return True
+        return elapsed_s >= c.budget_s
+
+    def reached(self, samples: Sequence[Sample]) -> bool:
+        return rel_ci(samples) <= self.config.target_rel_ci
+
+
+def rel_ci(samples: Sequence[Sample]) -> float:
+    """The CI half-width of the median run (phases summed), relative to it; inf below 6 runs."""
+    if len(samples) < MIN_CI_SAMPLES:
+        return math.inf
+    return summarize(np.sum(samples, axis=1)).rel_ci_half_width
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def run_loop(
+    phases: Sequence[Phase],
+    clock: Clock,
+    stop: StopRule,
+    before_run: Callable[[], None] | None = None,
+    into: list[Sample] | None = None,
+) -> list[Sample]:
+    """Run the phases (at least once) until ``stop`` is done; one sample per run.
+
+    ``before_run`` runs untimed before every run (clearing gradients).
+    ``into`` continues a list of samples (a case's blocks): the stop rule sees
+    the whole list, the elapsed time counts from this call.
+    """
+    samples = [] if into is None else into
+    start = time.perf_counter()
+    while True:
+        if before_run is not None:
+            before_run()
+        samples.append(clock(phases))
+        if stop.done(samples, time.perf_counter() - start):
+            return samples
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage collection while sampling: a collection in a sample is noise."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def cpu_clock(phases: Sequence[Phase]) -> list[float]:
+    """Wall time of each phase in ms, by ``perf_counter``."""
     out = []
     for _, fn in phases:
         t0 = time.perf_counter()
@@ -87,69 +201,51 @@ def time_phases_cpu(phases: Sequence[Phase]) -> list[float]:
     return out
 
 
-def time_phases_cuda(phases: Sequence[Phase]) -> list[float]:
-    import torch
+@dataclass
+class Measurement:
+    """Raw samples per phase (ms) plus how the sampling ended.
 
-    events = [torch.cuda.Event(enable_timing=True) for _ in range(len(phases) + 1)]
-    events[0].record()
-    for (_, fn), end in zip(phases, events[1:], strict=True):
-        fn()
-        end.record()
-    events[-1].synchronize()
-    return [a.elapsed_time(b) for a, b in itertools.pairwise(events)]
+    ``reached_target`` is None when the schedule set no precision target (fixed
+    counts, blocks): nothing was checked, so nothing is claimed.
+    """
+
+    phases: dict[str, list[float]]
+    warmup_runs: int
+    sampling_s: float
+    reached_target: bool | None
+
+    @property
+    def total_ms(self) -> np.ndarray:
+        return np.sum([np.asarray(v) for v in self.phases.values()], axis=0)
+
+    @classmethod
+    def of(
+        cls, phases: Sequence[Phase], samples: Sequence[Sample], warmups: int, seconds: float, reached: bool | None
+    ) -> Measurement:
+        by_phase = {name: [s[i] for s in samples] for i, (name, _) in enumerate(phases)}
+        return cls(by_phase, warmups, seconds, reached)
 
 
-def time_phases(cuda: bool) -> Callable[[Sequence[Phase]], list[float]]:
-    """The function that times one run of the phases (ms each) on this device."""
-    return time_phases_cuda if cuda else time_phases_cpu
+def warm_up(
+    phases: Sequence[Phase], config: TimerConfig, clock: Clock, before_run: Callable[[], None] | None = None
+) -> int:
+    """Warm-up runs (oneDNN primitives, cuDNN plans, allocator growth stay out of the samples)."""
+    return len(run_loop(phases, clock, AtLeast(config.warmup_runs, config.warmup_s), before_run))
 
 
 def measure(
     phases: Sequence[Phase],
     config: TimerConfig,
-    cuda: bool = False,
-    before_sample: Callable[[], None] | None = None,
+    clock: Clock = cpu_clock,
+    before_run: Callable[[], None] | None = None,
+    stop: StopRule | None = None,
 ) -> Measurement:
-    """Warm up, then sample the phases until precise enough or out of budget.
-
-    ``before_sample`` runs untimed before every run (e.g. clearing gradients).
-    """
-    timed = time_phases(cuda)
-    if cuda:
-        import torch
-
-        torch.cuda.synchronize()
-
-    def run_once() -> list[float]:
-        if before_sample is not None:
-            before_sample()
-        return timed(phases)
-
-    warm_start, warmups = time.perf_counter(), 0
-    while warmups < config.warmup_runs or time.perf_counter() - warm_start < config.warmup_s:
-        run_once()
-        warmups += 1
-    samples: list[list[float]] = []
-    reached = False
-    gc.collect()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    start = time.perf_counter()
-    try:
-        while len(samples) < config.max_samples:
-            samples.append(run_once())
-            n = len(samples)
-            if n < config.min_samples:
-                continue
-            if n % config.check_every == 0 or n == config.min_samples:
-                total = np.sum(samples, axis=1)
-                if summarize(total).rel_ci_half_width <= config.target_rel_ci:
-                    reached = True
-                    break
-            if time.perf_counter() - start >= config.budget_s:
-                break
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    by_phase = {name: [s[i] for s in samples] for i, (name, _) in enumerate(phases)}
-    return Measurement(by_phase, warmups, time.perf_counter() - start, reached)
+    """Warm up, then sample until ``stop`` (default: the config's precision target)."""
+    warmups = warm_up(phases, config, clock, before_run)
+    rule = stop if stop is not None else PrecisionTarget(config)
+    with gc_paused():
+        start = time.perf_counter()
+        samples = run_loop(phases, clock, rule, before_run)
+        took = time.perf_counter() - start
+    reached = rule.reached(samples) if isinstance(rule, PrecisionTarget) else None
+    return Measurement.of(phases, samples, warmups, took, reached)

@@ -5,7 +5,8 @@ tree's ``bench`` and ``rnnmodels``) and alternates short measuring blocks
 between them, so two code versions are timed side by side in one job.
 
 Requests: ``{"case": {axes...}}`` builds and warms up a case; ``{"block_s": S}``
-measures one block (at least 3 samples, about S seconds) and answers
+measures one block (one warm-up run, then at least 3 samples over about S
+seconds: a ``TimeBudget`` run of the measuring loop) and answers
 ``{"phases": {name: [ms, ...]}}``; end of input ends the worker.
 """
 
@@ -15,18 +16,18 @@ import json
 import sys
 import traceback
 
-import torch
-
 from bench import env
+from bench.clocks import clock_for
 from bench.peaks import PeakCache
+from bench.runner import failure
 from bench.spec import Case
-from bench.timer import TimerConfig, measure
+from bench.timer import FixedCount, TimeBudget, TimerConfig, measure
 from bench.workload import Workload, build
 
-
-def block_config(seconds: float) -> TimerConfig:
-    # One warm-up run per block: the other side just ran and cooled the caches.
-    return TimerConfig(budget_s=seconds, min_samples=3, warmup_runs=1, warmup_s=0.0, target_rel_ci=1e-9)
+READY_RUNS = 6  # measured once after the build, as a warm-up that settles the caches
+BLOCK_MIN_RUNS = 3
+# One warm-up run per block: the other side just ran and cooled the caches.
+BLOCK_WARMUP = TimerConfig(warmup_runs=1, warmup_s=0.0)
 
 
 def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
@@ -38,12 +39,8 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
             if "case" in request:
                 work = build(Case.from_axes(request["case"]))
                 with work.context():
-                    measure(
-                        work.phases,
-                        TimerConfig(min_samples=6, max_samples=6, budget_s=1.0),
-                        cuda=work.case.device == "cuda",
-                        before_sample=work.before_sample,
-                    )
+                    clock = clock_for(work.case.device)
+                    measure(work.phases, TimerConfig(), clock, work.before_sample, stop=FixedCount(READY_RUNS))
                     extra = work.extra_columns()
                 c = work.case
                 reply = {
@@ -59,21 +56,15 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
             elif "block_s" in request:
                 assert work is not None, "a block before a case"
                 with work.context():
-                    m = measure(
-                        work.phases,
-                        block_config(request["block_s"]),
-                        cuda=work.case.device == "cuda",
-                        before_sample=work.before_sample,
-                    )
+                    stop = TimeBudget(request["block_s"], min_runs=BLOCK_MIN_RUNS)
+                    clock = clock_for(work.case.device)
+                    m = measure(work.phases, BLOCK_WARMUP, clock, work.before_sample, stop=stop)
                 reply = {"phases": m.phases}
             else:
                 reply = {"error": f"unknown request {sorted(request)}"}
         except Exception as e:
-            reply = {
-                "error": f"{e.__class__.__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}",
-                "oom": isinstance(e, torch.OutOfMemoryError) or "memory" in str(e).lower(),
-                "trace": traceback.format_exc(limit=3),
-            }
+            failed = failure(e)
+            reply = {"error": failed.error, "oom": failed.status == "oom", "trace": traceback.format_exc(limit=3)}
         stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
 

@@ -15,15 +15,18 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from bench.errors import UsageError
+from bench.results import WorkFacts
 from bench.spec import Case
 from bench.timer import Phase
 from rnnmodels import MODEL_CLASSES, RecurrentModel, forward_flops, padding_fraction, synthetic_batch
+from rnnmodels.data import parse_lengths
 from rnnmodels.flops import training_flops
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -83,6 +86,9 @@ class Workload:
         c = self.case
         fwd = forward_flops(c.model, self.valid_tokens, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs)
         return (training_flops(fwd) if c.mode == "training" else fwd) / 1e9
+
+    def facts(self) -> WorkFacts:
+        return WorkFacts(self.valid_tokens, self.padding_fraction, self.gflop)
 
     @property
     def step_model(self) -> Callable[..., Any]:
@@ -197,3 +203,16 @@ def dtype_supported(device: str, dtype: str) -> str | None:
     except (RuntimeError, NotImplementedError, TypeError) as e:
         return str(e).splitlines()[0] if str(e) else e.__class__.__name__
     return None
+
+
+def check_cases(cases: Sequence[Case]) -> None:
+    """What only torch can check, before anything runs: length distributions and dtypes."""
+    for seq_len, lengths in sorted({(c.seq_len, c.lengths) for c in cases}):
+        try:
+            parse_lengths(lengths, seq_len)
+        except ValueError as e:
+            raise UsageError(f"--lengths: {e}") from None
+    for device, dtype in sorted({(c.device, c.dtype) for c in cases}):
+        why = dtype_supported(device, dtype)
+        if why:
+            raise UsageError(f"--dtype: {dtype} does not run on {device} here ({why})")

@@ -7,14 +7,13 @@ Run it with ``pytest benchmarks --benchmark-json=ci.json --suite-csv=ci.csv``
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from bench import env
-from bench.results import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, AppendWriter, run_paths
-from bench.runner import new_run_id
+from bench.results import COLUMNS, SAMPLE_COLUMNS, AppendWriter, Measured, make_row, new_run_id, run_paths, sample_rows
+from bench.spec import Case
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,20 +35,10 @@ class SuiteCSV:
         self.rows = AppendWriter(path, COLUMNS)
         self.samples = AppendWriter(samples, SAMPLE_COLUMNS)
 
-    def write(self, case, measured: dict, phases: dict[str, list[float]]) -> None:
-        row = {"case_id": case.case_id, **case.columns(), **measured, **self.provenance}
-        row.update(
-            run_id=self.run_id,
-            schema_version=SCHEMA_VERSION,
-            timestamp=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            gpu_name=env.gpu_name() if case.device == "cuda" else "",
-        )
-        self.rows.write(row)
-        self.samples.write_many(
-            {"case_id": case.case_id, "phase": name, "index": i, "ms": ms}
-            for name, values in phases.items()
-            for i, ms in enumerate(values)
-        )
+    def write(self, case: Case, outcome: Measured) -> None:
+        gpu = {"gpu_name": env.gpu_name() if case.device == "cuda" else ""}
+        self.rows.write(make_row(case, outcome, self.provenance | gpu, self.run_id))
+        self.samples.write_many(sample_rows(case.case_id, outcome.measurement))
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,23 @@
 """The CI suite as pytest-benchmark tests, one per case of the ``ci`` preset.
 
 No second model or timing path: each test builds its workload with
-``bench.workload.build`` and pytest-benchmark times calls of the sweep timer's
-own ``time_phases`` (on CUDA it synchronizes inside the timed call). The
-per-phase times it records go to the suite CSV for ``bench compare``.
+``bench.workload.build`` and measures it with the sweep's own measuring loop
+(``bench.timer.measure``: warm-up, then samples to the preset's precision
+target). pytest-benchmark then holds exactly those samples (``record``), so
+its JSON, its ``compare`` and github-action-benchmark see the numbers that the
+suite CSV and ``bench compare`` see.
 """
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
+from bench.clocks import clock_for
 from bench.peaks import PeakCache
-from bench.runner import WorkFacts, measured_columns
+from bench.results import Measured
 from bench.spec import expand, load_spec
-from bench.timer import Measurement, time_phases
+from bench.timer import Measurement, measure
 from bench.workload import build
 
 
@@ -43,36 +44,28 @@ def timer_config(request: pytest.FixtureRequest):
 PEAKS = PeakCache()
 
 
+def record(benchmark, m: Measurement) -> None:
+    """Hand the loop's samples (one step each, phases summed) to pytest-benchmark as its rounds.
+
+    pytest-benchmark has no public call for samples timed elsewhere; this uses
+    its fixture's own stats object, as ``pedantic`` does (pinned in constraints.txt).
+    """
+    if benchmark.disabled:
+        return
+    benchmark._mode = "rnnbench measuring loop"
+    stats = benchmark._make_stats(1)
+    for step_ms in m.total_ms:
+        stats.update(step_ms / 1e3)
+
+
 def test_case(benchmark, case, timer_config, suite_csv):
     work = build(case)
-    cuda = case.device == "cuda"
-    timed = time_phases(cuda)
-    phases: dict[str, list[float]] = {name: [] for name, _ in work.phases}
-
-    def step() -> None:
-        for (name, _), ms in zip(work.phases, timed(work.phases), strict=True):
-            phases[name].append(ms)
-
     with work.context():
-        # Rounds from the case's own speed: the preset's budget, within its sample bounds.
-        start = time.perf_counter()
-        for _ in range(timer_config.warmup_runs):
-            work.before_sample()
-            step()
-        per_step = (time.perf_counter() - start) / timer_config.warmup_runs
-        rounds = int(min(timer_config.max_samples, max(timer_config.min_samples, timer_config.budget_s / per_step)))
-        for values in phases.values():
-            values.clear()
-        benchmark.extra_info.update(case.columns() | {"case_id": case.case_id})
-        benchmark.pedantic(step, setup=work.before_sample, rounds=rounds, warmup_rounds=1, iterations=1)
-        # pedantic's warm-up round also ran step(): keep only the timed rounds.
-        for values in phases.values():
-            del values[: len(values) - rounds]
-    assert all(len(v) == rounds for v in phases.values())
+        m = measure(work.phases, timer_config, clock_for(case.device), work.before_sample)
+        extra = work.extra_columns() if suite_csv is not None else {}
+    benchmark.extra_info.update(case.columns() | {"case_id": case.case_id})
+    record(benchmark, m)
+    assert len(m.total_ms) >= timer_config.min_samples
     if suite_csv is not None:
         peak = PEAKS.get(case.device, case.dtype, case.threads)
-        m = Measurement(phases, warmup_runs=timer_config.warmup_runs, sampling_s=0.0, reached_target=True)
-        with work.context():
-            measured = measured_columns(WorkFacts.of(work), m, timer_config, peak) | work.extra_columns()
-        measured.pop("note", None)
-        suite_csv.write(case, measured, phases)
+        suite_csv.write(case, Measured(m, work.facts(), peak, timer_config.target_rel_ci, extra))

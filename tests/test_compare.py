@@ -6,53 +6,33 @@ import json
 import subprocess
 from pathlib import Path
 
+import factories
 import numpy as np
 import pandas as pd
 import pytest
+from factories import make_case
 
-from bench.ci import suite_command
 from bench.cli import main
+from bench.commands.ci import suite_command
 from bench.compare import CompareConfig, compare_runs, parse_threshold
 from bench.errors import UsageError
-from bench.results import COLUMNS, SAMPLE_COLUMNS, SCHEMA_VERSION, AppendWriter, run_paths
+from bench.results import run_paths
 from bench.spec import Case
-from bench.stats import summarize
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def case(batch_size: int) -> Case:
-    return Case(
-        "lstm", "cpu", "float32", "inference", batch_size, 16, 1, False, "padded", "full", 8, 8, 10, "default", 1
-    )
+    return make_case(batch_size=batch_size)
 
 
 def write_run(
     path: Path, samples: dict[int, np.ndarray], status: dict[int, str] | None = None, torch_version: str = "2.13.0"
 ) -> Path:
     """A results CSV + samples CSV with one case per batch size."""
-    rows, raw = AppendWriter(path, COLUMNS), AppendWriter(run_paths(path)[0], SAMPLE_COLUMNS)
-    for b, values in samples.items():
-        c = case(b)
-        row = {
-            "case_id": c.case_id,
-            **c.columns(),
-            "run_id": path.stem,
-            "schema_version": SCHEMA_VERSION,
-            "torch_version": torch_version,
-            "cpu_model": "test cpu",
-            "host": "h",
-            "status": "ok",
-        }
-        if (status or {}).get(b, "ok") != "ok":
-            row.update(status=status[b], error="boom")
-        else:
-            row.update(vars(summarize(values)))
-            raw.write_many({"case_id": c.case_id, "phase": "fwd", "index": i, "ms": v} for i, v in enumerate(values))
-        rows.write(row)
-    rows.close()
-    raw.close()
-    return path
+    status = status or {}
+    outcomes = {case(b): values if status.get(b, "ok") == "ok" else status[b] for b, values in samples.items()}
+    return factories.write_run(path, outcomes, torch_version=torch_version)
 
 
 def noise(rng, n=40, median=10.0, spread=0.03):

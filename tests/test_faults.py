@@ -10,14 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from factories import TINY_SPEC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.cli import main
 from bench.errors import UsageError
-from bench.report.load import read_results
-from bench.results import COLUMNS, AppendWriter, read_rows
-from tests.conftest import TINY_SPEC
+from bench.results import COLUMNS, AppendWriter, read_results
 
 REPO = Path(__file__).resolve().parent.parent
 # 16 cases of ~0.3 s each: long enough to interrupt mid-sweep.
@@ -98,7 +97,7 @@ def test_isolate_turns_a_crashing_case_into_one_error_row(tmp_path):
         timeout=300,
     )
     assert done.returncode == 1, done.stderr  # some case failed
-    rows = {r["case_id"]: r for r in read_rows(out)}
+    rows = {r["case_id"]: r for r in read_results(out).to_dict("records")}
     assert len(rows) == 2
     assert rows[victim]["status"] == "error" and "SIGABRT" in rows[victim]["error"]
     others = [r for cid, r in rows.items() if cid != victim]

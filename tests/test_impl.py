@@ -7,8 +7,10 @@ import time
 
 import pandas as pd
 import torch
+from factories import make_case
 
 from bench.cli import main
+from bench.results import Failed, Measured
 from bench.runner import run_case
 from bench.spec import Case
 from bench.timer import TimerConfig
@@ -59,12 +61,10 @@ def test_a_compile_failure_is_an_error_row(monkeypatch):
         raise RuntimeError("inductor: no C++ compiler found")
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    case = Case(
-        "gru", "cpu", "float32", "inference", 2, 4, 1, False, "exact", "full", 4, 4, 10, "default", 1, "compiled"
-    )
-    row, measurement = run_case(case, TimerConfig(budget_s=0.01, min_samples=3), peak=1.0)
-    assert measurement is None
-    assert row == {"status": "error", "error": "RuntimeError: inductor: no C++ compiler found"}
+    case = make_case(model="gru", batch_size=2, seq_len=4, varlen="exact", embedding_dim=4, hidden_size=4)
+    case = Case(**(case.axes() | {"impl": "compiled"}))
+    outcome = run_case(case, TimerConfig(budget_s=0.01, min_samples=6), peak=1.0)
+    assert outcome == Failed("error", "RuntimeError: inductor: no C++ compiler found")
 
 
 def test_side_by_side_measures_each_variant_group_together(tmp_path, tiny_spec):
@@ -81,12 +81,12 @@ def test_side_by_side_keeps_going_past_a_failing_variant(monkeypatch):
         raise RuntimeError("inductor: no C++ compiler found")
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    base = Case("gru", "cpu", "float32", "inference", 2, 4, 1, False, "exact", "full", 4, 4, 10, "default", 1)
+    base = make_case(model="gru", batch_size=2, seq_len=4, varlen="exact", embedding_dim=4, hidden_size=4)
     compiled = Case(**(base.axes() | {"impl": "compiled"}))
     config = TimerConfig(budget_s=0.01, min_samples=6, warmup_s=0.0)
-    (case_a, row_a, _), (case_b, row_b, m_b) = run_group([base, compiled], config, {base: 1.0, compiled: 1.0})
-    assert (case_a, row_a["status"], case_b, m_b) == (base, "ok", compiled, None)
-    assert row_b == {"status": "error", "error": "RuntimeError: inductor: no C++ compiler found"}
+    (case_a, out_a), (case_b, out_b) = run_group([base, compiled], config, {base: 1.0, compiled: 1.0})
+    assert (case_a, case_b) == (base, compiled) and isinstance(out_a, Measured)
+    assert out_b == Failed("error", "RuntimeError: inductor: no C++ compiler found")
 
 
 def test_side_by_side_and_isolate_exclude_each_other(tmp_path, tiny_spec, capsys):
@@ -98,7 +98,7 @@ class StubWork:
     """Just what bench.variants uses of a Workload: a case, phases, a context."""
 
     def __init__(self, seconds: float) -> None:
-        self.case = Case("gru", "cpu", "float32", "inference", 1, 1, 1, False, "padded", "full", 1, 1, 2, "default", 1)
+        self.case = make_case(model="gru", batch_size=1, seq_len=1, embedding_dim=1, hidden_size=1, vocab_size=2)
         self.phases = [("fwd", lambda: time.sleep(seconds))]
 
     def before_sample(self) -> None:

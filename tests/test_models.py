@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from factories import cuda
 
 from rnnmodels import GRUModel, LSTMModel, lecture_batch, synthetic_batch
-from tests.conftest import cuda
 
 MODELS = [LSTMModel, GRUModel]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import matplotlib.image
 import pandas as pd
 import pytest
+from factories import TINY_SPEC
 
 from bench.cli import main
-from tests.conftest import TINY_SPEC
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import math
 
 import pandas as pd
 import pytest
+from factories import cuda, raw_rows
 
 from bench.cli import main
-from bench.results import COLUMNS, read_rows
-from tests.conftest import cuda
+from bench.results import COLUMNS
 
 
 def run_tiny(tmp_path, tiny_spec, *extra):
@@ -56,13 +56,13 @@ def test_tiny_run_holds_the_csv_contract(tmp_path, tiny_spec):
 def test_resume_runs_only_what_is_missing(tmp_path, tiny_spec):
     out = tmp_path / "run.csv"
     assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--model", "lstm"]) == 0
-    first = read_rows(out)
+    first = raw_rows(out)
     assert len(first) == 4
     # A hard kill mid-write leaves a torn line: resume must cut it and redo that case.
     with out.open("a") as f:
         f.write("gru-cpu-float32-inference-b3-l5,gru,cp")
     assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--resume"]) == 0
-    rows = read_rows(out)
+    rows = raw_rows(out)
     assert len(rows) == 8 and len({r["case_id"] for r in rows}) == 8
     assert rows[:4] == first  # finished rows untouched
     assert {r["run_id"] for r in rows} == {first[0]["run_id"]}
@@ -96,7 +96,7 @@ def test_oom_case_becomes_a_row_and_the_sweep_goes_on(tmp_path, tiny_spec):
         "--lengths",
         "full",
     )
-    rows = {r["batch_size"]: r for r in read_rows(out)}
+    rows = {r["batch_size"]: r for r in raw_rows(out)}
     assert code == 1  # some case failed
     assert rows["1048576"]["status"] == "oom" and "alloc" in rows["1048576"]["error"].lower()
     assert rows["3"]["status"] == "ok"
@@ -175,7 +175,7 @@ def test_cuda_oom_is_a_row_and_the_next_case_runs_clean(tmp_path, tiny_spec):
         "full",
     )
     assert code == 1
-    rows = {r["batch_size"]: r for r in read_rows(out)}
+    rows = {r["batch_size"]: r for r in raw_rows(out)}
     assert rows["65536"]["status"] == "oom"
     assert rows["3"]["status"] == "ok"
     # Peak stats were reset after the OOM: the small case's peak is its own (weights + activations).
@@ -196,6 +196,6 @@ def test_max_abs_err_is_zero_for_packed_and_large_for_padded_bidirectional(tmp_p
         "2",
     )
     assert code == 0
-    err = {r["packed"]: float(r["max_abs_err"]) for r in read_rows(out)}
+    err = {r["packed"]: float(r["max_abs_err"]) for r in raw_rows(out)}
     assert err["true"] == 0.0
     assert err["false"] > 1e-3

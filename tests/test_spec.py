@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+from factories import make_case
 
 from bench.errors import UsageError
 from bench.spec import AXES, Case, expand, load_spec, preset_names, spec_from_toml, with_overrides
@@ -40,22 +41,17 @@ def test_grid_is_the_cartesian_product():
 
 
 def test_case_id_is_stable_and_readable():
-    case = Case(
-        "lstm",
-        "cpu",
-        "float32",
-        "inference",
-        32,
-        64,
-        2,
-        True,
-        "packed",
-        "uniform:16",
-        256,
-        512,
-        100,
-        "default",
-        2,
+    case = make_case(
+        batch_size=32,
+        seq_len=64,
+        num_layers=2,
+        bidirectional=True,
+        varlen="packed",
+        lengths="uniform:16",
+        embedding_dim=256,
+        hidden_size=512,
+        vocab_size=100,
+        threads=2,
     )
     assert case.case_id == "lstm-cpu-float32-inference-b32-l64-n2-bi-packed-uniform@16-e256-h512-v100-default-t2"
     again = Case(**case.axes())
@@ -115,9 +111,11 @@ def test_cuda_without_cuda_is_refused():
 
 
 def test_lengths_longer_than_sequence_refused():
+    from bench.workload import check_cases
+
     spec = with_overrides(load_spec(), {"seq_len": "8", "lengths": "uniform:9"})
     with pytest.raises(UsageError, match="exceeds"):
-        expand(spec, cuda_available=False, default_threads=2)
+        check_cases(expand(spec, cuda_available=False, default_threads=2))
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_timer_keeps_phases_apart_and_calls_setup_untimed():
     m = measure(
         [("a", lambda: calls.append("a")), ("b", lambda: calls.append("b"))],
         TimerConfig(min_samples=6, max_samples=6, budget_s=10.0, target_rel_ci=1e-12, warmup_runs=1, warmup_s=0),
-        before_sample=lambda: calls.append("setup"),
+        before_run=lambda: calls.append("setup"),
     )
     assert set(m.phases) == {"a", "b"}
     assert len(m.phases["a"]) == len(m.phases["b"]) == 6

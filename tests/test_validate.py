@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import math
 
+from factories import make_case
+
 from bench.cli import main
 from bench.commands import validate
-from bench.spec import Case
-from bench.timer import TimerConfig
+from bench.timer import TimeBudget, TimerConfig
 
-TINY = Case("gru", "cpu", "float32", "inference", 2, 8, 1, False, "packed", "uniform", 8, 8, 20, "default", 1)
+TINY = make_case(model="gru", batch_size=2, seq_len=8, varlen="packed", lengths="uniform", vocab_size=20)
 
 
 def shorten(monkeypatch):
     monkeypatch.setattr(validate, "ROUNDS", 4)
     monkeypatch.setattr(validate, "ROUND_S", 0.02)
-    monkeypatch.setattr(
-        validate, "ROUND_TIMER", TimerConfig(budget_s=0.02, min_samples=6, warmup_s=0.0, target_rel_ci=1e-9)
-    )
+    monkeypatch.setattr(validate, "ROUND_WARMUP", TimerConfig(warmup_s=0.0))
+    monkeypatch.setattr(validate, "ROUND_STOP", TimeBudget(0.02, min_runs=6))
 
 
 def test_compare_case_measures_with_both_timers(monkeypatch):

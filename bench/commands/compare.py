@@ -47,13 +47,15 @@ def ratio_plot(result: pd.DataFrame, threshold: float, folder: Path) -> str | No
     return save(fig, folder, "compare")
 
 
-def markdown(result: pd.DataFrame, changes: list[str], args: argparse.Namespace, plot: str | None) -> str:
+def markdown(
+    result: pd.DataFrame, changes: list[str], baseline: Path, current: Path, config: CompareConfig, plot: str | None
+) -> str:
     counts = result["verdict"].value_counts()
-    doc = Document(f"rnnbench compare: {args.baseline.name} -> {args.current.name}")
+    doc = Document(f"rnnbench compare: {baseline.name} -> {current.name}")
     doc.add(
         Paragraph(
-            ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + f" (threshold {args.threshold}, "
-            f"Mann–Whitney U at alpha {args.alpha}, bootstrap 95% CI of the median ratio)."
+            ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + f" (threshold {config.threshold:.1%}, "
+            f"Mann–Whitney U at alpha {config.alpha}, bootstrap 95% CI of the median ratio)."
         )
     )
     if changes:
@@ -97,26 +99,38 @@ def terminal_table(result: pd.DataFrame) -> None:
     console.print(table)
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    threshold = parse_threshold(args.threshold)
-    if not 0 < args.alpha < 1:
-        raise UsageError(f"--alpha: {args.alpha} must be between 0 and 1")
-    result, changes = compare_runs(args.baseline, args.current, CompareConfig(threshold, args.alpha))
+def compare(
+    baseline: Path,
+    current: Path,
+    config: CompareConfig,
+    out: Path | None = None,
+    fail_on_regression: bool = False,
+    allow_env_change: bool = False,
+) -> int:
+    """Compare two runs; write compare.md, compare.csv and the plot; 1 on a regression if asked."""
+    result, changes = compare_runs(baseline, current, config)
     if changes:
         for line in changes:
             print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
-        if not args.allow_env_change:
+        if not allow_env_change:
             raise UsageError(
                 "the runs come from different environments (see above); compare anyway with --allow-env-change"
             )
-    out = args.out or Path("reports") / "compare" / f"{args.baseline.stem}--{args.current.stem}"
+    out = out or Path("reports") / "compare" / f"{baseline.stem}--{current.stem}"
     out.mkdir(parents=True, exist_ok=True)
-    plot = ratio_plot(result, threshold, out)
-    write_text_atomic(out / "compare.md", markdown(result, changes, args, plot))
+    plot = ratio_plot(result, config.threshold, out)
+    write_text_atomic(out / "compare.md", markdown(result, changes, baseline, current, config, plot))
     write_text_atomic(out / "compare.csv", result.to_csv(index=False))
     terminal_table(result)
     counts = result["verdict"].value_counts()
     print(", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS))
     print(f"summary: {out / 'compare.md'}")
     regressions = int(counts.get("regression", 0))
-    return 1 if regressions and args.fail_on_regression else 0
+    return 1 if regressions and fail_on_regression else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha: {args.alpha} must be between 0 and 1")
+    config = CompareConfig(parse_threshold(args.threshold), args.alpha)
+    return compare(args.baseline, args.current, config, args.out, args.fail_on_regression, args.allow_env_change)

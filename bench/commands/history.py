@@ -12,16 +12,23 @@ from bench.errors import UsageError
 from bench.history import STEP_COLUMNS, HistoryConfig, analyse, collect
 from bench.report.document import Document, Heading, Image, Paragraph, Table, to_html, to_markdown
 from bench.report.plotting import new_figure, save
+from bench.report.slices import short_label
 from bench.results import write_text_atomic
 
 SAME_COMMIT_NOTE = "same commit before: the machine changed, not the code"
+
+
+def legend_label(row: pd.Series) -> str:
+    """The case in a few words, with every axis that tells the cases of one plot apart."""
+    backend = "" if row["backend"] == "default" else f" {row['backend']}"
+    return f"{short_label(row)} h{row['hidden_size']} t{row['threads']}{backend}"
 
 
 def trend_figure(group: pd.DataFrame, steps: pd.DataFrame, folder: Path, name: str) -> str:
     """Each case's median (95% CI) relative to its first run, against runs labelled by commit."""
     fig, axes = new_figure(height=3.4)
     ax = axes[0][0]
-    for case_id, line in group.groupby("case_id"):
+    for _, line in group.groupby("case_id"):
         line = line.sort_values("run_order")
         first = line["median_ms"].iloc[0]
         ax.errorbar(
@@ -31,7 +38,7 @@ def trend_figure(group: pd.DataFrame, steps: pd.DataFrame, folder: Path, name: s
             marker="o",
             ms=3,
             capsize=2,
-            label=case_id.split("-v")[0],
+            label=legend_label(line.iloc[0]),
         )
     for run in steps["run_order"].unique():
         ax.axvline(run - 0.5, color="tab:red", ls="--", lw=0.8)

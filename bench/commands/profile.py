@@ -10,6 +10,7 @@ import torch
 from bench.errors import UsageError
 from bench.profiling import profile_case, write_diff
 from bench.spec import AXES, INPUT_AXES, Case, expand, load_spec, with_overrides
+from bench.workload import check_cases
 
 PROFILES_DIR = Path("reports") / "profiles"
 
@@ -30,6 +31,7 @@ def resolve_cases(args: argparse.Namespace) -> list[Case]:
     for case in cases:
         if case.device == "cuda" and not torch.cuda.is_available():
             raise UsageError(f"CASE {case.case_id}: needs CUDA, and torch.cuda.is_available() is False here")
+    check_cases(cases)
     return cases
 
 

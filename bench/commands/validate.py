@@ -16,15 +16,17 @@ import numpy as np
 import torch
 from torch.utils import benchmark
 
+from bench.clocks import clock_for
 from bench.spec import Case
-from bench.stats import summarize
-from bench.timer import TimerConfig, measure
+from bench.stats import MIN_CI_SAMPLES, summarize
+from bench.timer import FixedCount, TimeBudget, TimerConfig, measure
 from bench.workload import build
 
 ROUNDS = 10
 ROUND_S = 0.2  # each harness samples this long per round; short rounds track drift closely
-# Each round warms up like a sweep case does; a 1e-9 target means "sample the whole budget".
-ROUND_TIMER = TimerConfig(budget_s=ROUND_S, min_samples=6, target_rel_ci=1e-9)
+ROUND_WARMUP = TimerConfig()  # each round warms up like a sweep case ...
+ROUND_STOP = TimeBudget(ROUND_S, min_runs=MIN_CI_SAMPLES)  # ... then samples for ROUND_S
+OVERHEAD_RUNS = 200
 AGREEMENT = 0.05  # |ratio - 1| beyond this is reported as disagreement
 
 
@@ -40,6 +42,7 @@ def validation_cases(device: str, threads: int) -> list[Case]:
         vocab_size=100,
         backend="default",
         threads=threads,
+        impl="module",
     )
     return [
         Case(model="lstm", batch_size=1, seq_len=16, bidirectional=False, varlen="padded", **base),
@@ -51,8 +54,9 @@ def validation_cases(device: str, threads: int) -> list[Case]:
 
 def timer_overhead_us(cuda: bool) -> float:
     """Median time of a timed no-op: what the harness itself adds per sample."""
-    config = TimerConfig(min_samples=200, max_samples=200, budget_s=5.0, target_rel_ci=1e-9)
-    m = measure([("noop", lambda: None)], config, cuda=cuda)
+    m = measure(
+        [("noop", lambda: None)], TimerConfig(), clock_for("cuda" if cuda else "cpu"), stop=FixedCount(OVERHEAD_RUNS)
+    )
     return summarize(m.total_ms).median_ms * 1e3
 
 
@@ -63,12 +67,12 @@ def compare_case(case: Case) -> tuple[float, float, float, float, float]:
     measured back to back: pairing cancels the drift between rounds.
     """
     work = build(case)
-    cuda = case.device == "cuda"
     ours_ms: list[float] = []
     ref_ms: list[float] = []
     ratios: list[float] = []
     ours_s = ref_s = 0.0
     with work.context():
+        clock = clock_for(case.device)
         # torch's Timer sets its own thread count (default 1): give it the case's.
         timer = benchmark.Timer(stmt="step()", globals={"step": work.forward}, num_threads=case.threads)
         # ABBA order: each harness goes first in half the rounds, so neither
@@ -78,7 +82,7 @@ def compare_case(case: Case) -> tuple[float, float, float, float, float]:
             for harness in ("suite", "torch") if i % 2 == 0 else ("torch", "suite"):
                 t0 = time.perf_counter()
                 if harness == "suite":
-                    m = measure(work.phases, ROUND_TIMER, cuda=cuda, before_sample=work.before_sample)
+                    m = measure(work.phases, ROUND_WARMUP, clock, work.before_sample, stop=ROUND_STOP)
                     block[harness] = m.total_ms.tolist()
                     ours_s += time.perf_counter() - t0
                 else:

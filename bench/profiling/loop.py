@@ -9,29 +9,21 @@ appear in the flame graph.
 from __future__ import annotations
 
 import sys
-import time
 
+from bench.clocks import clock_for
 from bench.spec import Case
-from bench.timer import TimerConfig, measure, time_phases
+from bench.timer import TimeBudget, TimerConfig, run_loop, warm_up
 from bench.workload import build
 
 
 def main(case_id: str, seconds: float) -> None:
     case = Case.from_id(case_id)
     work = build(case)
-    timed = time_phases(case.device == "cuda")
     with work.context():
-        measure(
-            work.phases,
-            TimerConfig(min_samples=6, max_samples=6, budget_s=1.0),
-            cuda=case.device == "cuda",
-            before_sample=work.before_sample,
-        )
+        clock = clock_for(case.device)
+        warm_up(work.phases, TimerConfig(), clock, work.before_sample)
         print("READY", flush=True)
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            work.before_sample()
-            timed(work.phases)
+        run_loop(work.phases, clock, TimeBudget(seconds), work.before_sample)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ class Table:
     sortable: bool = False
 
 
+Block = Heading | Paragraph | Image | Link | Table
+Blocks = list[Block]  # what a report section returns
+
+
 @dataclass
 class Document:
     title: str

@@ -7,11 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report.document import Heading, Image, Paragraph
+from bench.report.document import Blocks, Heading, Image, Paragraph
 from bench.report.plotting import new_figure, save
 from bench.report.slices import missing_note, ok_rows, pairs, short_label
-
-Blocks = list
 
 
 def ratio_section(p: pd.DataFrame, folder: Path, title: str, name: str, ylabel: str, what: str) -> Blocks:

@@ -14,12 +14,10 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter
 
-from bench.report.document import Heading, Image, Paragraph, Table
+from bench.report.document import Blocks, Heading, Image, Paragraph, Table
 from bench.report.plotting import new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
-from bench.report.slices import AXIS_NAMES, missing_note, ok_rows, pairs, typical
+from bench.report.slices import AXIS_NAMES, EXACT_TOL, missing_note, ok_rows, pairs, typical
 
-Blocks = list
-EXACT_TOL = 1e-4  # float32 sums in another order differ by ~1e-7; drift is ~1e-2 and up
 VARIANT_ORDER = [
     f"{impl}·{varlen}" for impl in ("module", "compiled", "cells") for varlen in ("padded", "packed", "exact")
 ]
@@ -125,7 +123,7 @@ def _sentence(df: pd.DataFrame, j: pd.DataFrame) -> str:
     cells = j[j["impl"] == "cells"]
     if not cells.empty:
         parts.append(f"The Python cell loop takes a median {cells['ratio'].median():.2f}× of the packed module time.")
-    return " ".join(parts) + " Red crosses: results that differ from packing."
+    return " ".join(parts) + " Red markers: results that differ from packing."
 
 
 def _exact_grid(df: pd.DataFrame, folder: Path) -> Blocks:

@@ -8,11 +8,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullLocator, ScalarFormatter
 
-from bench.report.document import Heading, Image, Paragraph
+from bench.report.document import Blocks, Heading, Image, Paragraph
 from bench.report.plotting import new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
-from bench.report.slices import missing_note, ok_rows, pairs, typical
-
-Blocks = list
+from bench.report.slices import EXACT_TOL, missing_note, ok_rows, pairs, typical
 
 
 def _series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -136,7 +134,6 @@ def drift(df: pd.DataFrame) -> Blocks:
     return [Paragraph(text)]
 
 
-EXACT_TOL = 1e-4  # float32 round-off between two kernels stays far below this
 STRUCTURES = [(1, False), (1, True), (2, False), (2, True)]
 
 

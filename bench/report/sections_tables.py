@@ -8,11 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.report.document import Heading, Link, Paragraph, Table
+from bench.report.document import Blocks, Heading, Link, Paragraph, Table
 from bench.results import PROVENANCE_COLUMNS
 from bench.spec import Case
-
-Blocks = list
 
 
 def _num(value: float, fmt: str) -> str:
@@ -57,9 +55,22 @@ def summary(df: pd.DataFrame) -> Blocks:
 def problems(df: pd.DataFrame) -> Blocks:
     blocks: Blocks = [Heading("Noisy and failed cases")]
     noisy = df[(df["status"] == "ok") & df["note"].str.startswith("noisy")]
+    untargeted = df[(df["status"] == "ok") & df["note"].str.startswith("no precision target")]
     failed = df[df["status"] != "ok"]
+    if not untargeted.empty:
+        blocks.append(
+            Paragraph(
+                f"{len(untargeted)} case(s) were sampled on a fixed schedule (blocks against another tree), "
+                "with no precision target to reach."
+            )
+        )
     if noisy.empty and failed.empty:
-        return [*blocks, Paragraph("Every case reached its precision target; none failed.")]
+        which = (
+            "Every case with a precision target reached it"
+            if not untargeted.empty
+            else "Every case reached its precision target"
+        )
+        return [*blocks, Paragraph(f"{which}; none failed.")]
     if not noisy.empty:
         blocks.append(Paragraph(f"{len(noisy)} case(s) did not reach the CI target within their time budget:"))
         blocks.append(Table(["case_id", "machine", "note"], noisy[["case_id", "machine", "note"]].values.tolist()))

@@ -1,0 +1,131 @@
+"""``bench ci``: the regression gate behind ``nox -s bench_ci``. Run the
+pytest-benchmark CI suite and compare, against a committed baseline or against
+a git ref.
+
+``--against REF`` checks REF out in a temporary worktree and measures both
+trees in the same job, case by case in alternating short blocks (see
+``bench.interleave``), as asv's ``continuous`` does: a shared CI machine drifts
+by tens of percent over minutes, and interleaving makes that drift hit both
+sides alike. ``bench compare`` then tests the per-block-pair ratios. The
+pytest-benchmark suite also runs once on the current tree, for its JSON.
+
+Usage: ``python -m bench ci [--against REF | --baseline CSV] [--out DIR]``
+(``python -m bench.ci`` is the same command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.commands.compare import compare
+from bench.compare import CompareConfig, parse_threshold
+from bench.errors import UsageError
+from bench.interleave import side_by_side
+from bench.results import run_paths
+from bench.spec import expand, load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_BASELINE = REPO / "results" / "baselines" / "ci-cpu.csv"
+DEFAULT_OUT = REPO / "reports" / "ci"
+
+
+def suite_command(out_csv: Path, *selection: str) -> list[str]:
+    """The pytest-benchmark CI suite writing ``out_csv`` and its JSON beside it.
+
+    ``selection`` picks the cases: ``--suite-preset=NAME`` or ``--suite-spec=FILE``.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *selection,
+        f"--suite-csv={out_csv}",
+        f"--benchmark-json={out_csv.with_suffix('')}.benchmark.json",
+        "--benchmark-save-data",
+    ]
+
+
+def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
+    """One pass of the pytest-benchmark suite in ``tree``, with ``tree``'s own code."""
+    cmd = suite_command(out_csv, f"--suite-preset={preset}")
+    env = os.environ | {"PYTHONPATH": str(tree)}
+    print(f"[bench_ci] {tree.name}: {out_csv.name}", file=sys.stderr, flush=True)
+    done = subprocess.run(cmd, cwd=tree, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"the CI suite failed in {tree} (exit {done.returncode})")
+
+
+def worktree(ref: str, where: Path) -> Path:
+    path = where / "baseline-tree"
+    done = subprocess.run(
+        ["git", "worktree", "add", "--detach", str(path), ref], cwd=REPO, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise UsageError(f"--against {ref}: cannot check it out ({done.stderr.strip().splitlines()[-1]})")
+    return path
+
+
+def gate(baseline: Path, current: Path, out: Path, threshold: float, allow_env_change: bool) -> int:
+    """``bench compare --fail-on-regression``, its summary also in the GitHub job summary."""
+    code = compare(baseline, current, CompareConfig(threshold), out, True, allow_env_change)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary and (out / "compare.md").exists():
+        with open(summary, "a", encoding="utf-8") as f:
+            f.write((out / "compare.md").read_text(encoding="utf-8") + "\n")
+    return code
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    threshold = parse_threshold(args.threshold)
+    args.baseline = args.baseline or DEFAULT_BASELINE
+    args.out = args.out or DEFAULT_OUT
+    if args.blocks < 6 or not args.block_s > 0:
+        raise UsageError(f"--blocks {args.blocks} / --block-s {args.block_s}: need >= 6 blocks of > 0 s")
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    if args.refresh_baseline:
+        fresh = args.out / "baseline.csv"
+        run_suite(REPO, fresh, args.preset)
+        args.baseline.parent.mkdir(parents=True, exist_ok=True)
+        # Rename, not copy: readers of the baseline never see half a file.
+        os.replace(run_paths(fresh)[0], run_paths(args.baseline)[0])
+        os.replace(fresh, args.baseline)
+        print(f"baseline: {args.baseline}")
+        return 0
+    if not args.against:
+        if not args.baseline.is_file():
+            raise UsageError(f"--baseline {args.baseline}: no such file (refresh it: see the README)")
+        current = args.out / "current.csv"
+        run_suite(REPO, current, args.preset)
+        return gate(args.baseline, current, args.out / "compare", threshold, False)
+    import torch
+
+    cases = expand(load_spec(args.preset), torch.cuda.is_available(), torch.get_num_threads())
+    base, current = args.out / "base.csv", args.out / "current.csv"
+    with tempfile.TemporaryDirectory(prefix="rnnbench-ci-") as tmp:
+        tree = worktree(args.against, Path(tmp))
+        try:
+            side_by_side(
+                {"base": tree, "current": REPO},
+                cases,
+                {"base": base, "current": current},
+                blocks=args.blocks,
+                block_s=args.block_s,
+                wrap={"current": args.wrap_current},
+            )
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+    run_suite(REPO, args.out / "suite.csv", args.preset)  # pytest-benchmark JSON for existing tools
+    # Same job, same machine: only the code differs, so the environment check is moot.
+    return gate(base, current, args.out / "compare", threshold, True)
