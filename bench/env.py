@@ -49,7 +49,7 @@ def git_commit() -> str:
 
 
 def provenance() -> dict[str, str]:
-    """The per-row provenance columns (DESIGN.md), except run_id and timestamp."""
+    """The per-row provenance columns (docs/architecture.md), except run_id, timestamp and gpu_name."""
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
         "host": socket.gethostname(),

@@ -24,7 +24,6 @@ LECTURE_SEQUENCES: tuple[tuple[int, ...], ...] = (
     (80, 80, 33, 63, 34, 63),
     (87, 32, 79, 65, 2, 96, 43, 80, 85, 20, 41, 52, 95, 50, 35, 96, 24, 80),
 )
-LECTURE_VOCAB_SIZE = 100
 
 
 def lecture_batch() -> tuple[torch.Tensor, torch.Tensor]:

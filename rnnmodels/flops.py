@@ -35,5 +35,5 @@ def forward_flops(
 
 
 def training_flops(forward: int) -> int:
-    """Forward + backward; backward counts twice the forward (DESIGN.md)."""
+    """Forward + backward; backward counts twice the forward (gradients of inputs and of weights)."""
     return 3 * forward

@@ -142,3 +142,41 @@ def test_bad_spec_files(text, message):
 def test_axis_defaults_are_valid():
     for axis in AXES:
         assert axis.default, axis.name
+
+
+def test_every_axis_value_survives_the_case_id():
+    base = make_case()
+    for axis in AXES:
+        values = axis.choices or {"int": (axis.minimum, 123), "bool": (True, False)}.get(axis.kind, ("uniform:3",))
+        for value in values:
+            if value == "auto":
+                continue  # expanded before a case exists
+            case = Case(**(base.axes() | {axis.name: value}))
+            assert Case.from_id(case.case_id) == case
+
+
+def test_run_help_lists_each_axis_with_its_choices(capsys):
+    from bench.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for axis in AXES:
+        assert axis.flag in text
+        for choice in axis.choices:
+            assert choice in text
+
+
+def test_python_m_bench_ci_is_the_ci_subcommand():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ci", "--help"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "--against" in done.stdout and "bench ci" in done.stdout
