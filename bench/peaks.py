@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 
 from bench.clocks import clock_for
+from bench.stats import MIN_CI_SAMPLES
 from bench.timer import TimerConfig, measure
 from bench.workload import DTYPES, thread_count
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
-PEAK_TIMER = TimerConfig(target_rel_ci=0.02, min_samples=6, max_samples=50, budget_s=1.0, warmup_s=0.1)
+PEAK_TIMER = TimerConfig(target_rel_ci=0.02, min_samples=MIN_CI_SAMPLES, max_samples=50, budget_s=1.0, warmup_s=0.1)
 
 
 def peak_gflop_per_s(device: str, dtype: str, threads: int) -> float:

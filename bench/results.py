@@ -173,6 +173,8 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     peak = outcome.peak_gflop_per_s
     row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
     for name, value in outcome.extra.items():
+        if name not in MEASURE_COLUMNS:  # a typo here would silently drop a column
+            raise KeyError(f"{name!r} is not a results column")
         setattr(row, name, value)
     notes = []
     if m.reached_target is False and outcome.target_rel_ci is not None:

@@ -29,6 +29,7 @@ from bench.errors import UsageError
 from bench.interleave import side_by_side
 from bench.results import run_paths
 from bench.spec import expand, load_spec
+from bench.stats import MIN_CI_SAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BASELINE = REPO / "results" / "baselines" / "ci-cpu.csv"
@@ -89,8 +90,8 @@ def cmd_ci(args: argparse.Namespace) -> int:
     threshold = parse_threshold(args.threshold)
     args.baseline = args.baseline or DEFAULT_BASELINE
     args.out = args.out or DEFAULT_OUT
-    if args.blocks < 6 or not args.block_s > 0:
-        raise UsageError(f"--blocks {args.blocks} / --block-s {args.block_s}: need >= 6 blocks of > 0 s")
+    if args.blocks < MIN_CI_SAMPLES or not args.block_s > 0:
+        raise UsageError(f"--blocks {args.blocks} / --block-s {args.block_s}: need >= {MIN_CI_SAMPLES} blocks of > 0 s")
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
