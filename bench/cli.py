@@ -9,6 +9,7 @@ dispatches, importing a command's module when it runs (``bench report`` needs no
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import signal
 import sys
 from collections.abc import Sequence
@@ -73,8 +74,16 @@ def add_ci_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--refresh-baseline", action="store_true", help="measure and write --baseline, no compare")
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="bench", description="Benchmark PyTorch LSTM and GRU models.")
+def version() -> str:
+    try:
+        return importlib.metadata.version("rnnbench")
+    except importlib.metadata.PackageNotFoundError:  # a plain checkout, not installed
+        return "unknown (not installed)"
+
+
+def build_parser(prog: str = "python -m bench") -> Parser:
+    parser = Parser(prog=prog, description="Benchmark PyTorch LSTM and GRU models.")
+    parser.add_argument("--version", action="version", version=f"rnnbench {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_run_parser(sub)
     r = sub.add_parser("report", help="plots and a Markdown + HTML report from result CSVs")
@@ -117,10 +126,10 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m bench") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
         if args.command == "run":
             from bench.commands.run import cmd_run
 
@@ -166,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_USAGE
+
+
+def console_main() -> int:
+    """The ``rnnbench`` console script."""
+    return main(prog="rnnbench")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from bench.results import COLUMNS, SAMPLE_COLUMNS, AppendWriter, Failed, Measured, WorkFacts, make_row, run_paths
 from bench.spec import Case
@@ -35,9 +33,6 @@ min_samples = 6
 warmup_runs = 1
 warmup_s = 0.0
 """
-
-# Tests that need a GPU; skipped elsewhere.
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 # A tiny case: builds and runs in milliseconds on one CPU thread.
 CASE_DEFAULTS: dict[str, Any] = dict(

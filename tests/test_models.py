@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from factories import cuda
 
 from rnnmodels import GRUModel, LSTMModel, lecture_batch, synthetic_batch
 
@@ -224,7 +223,7 @@ def test_bad_varlen_and_impl_are_refused():
         GRUModel(10, 4, 4, 1, 1, impl="triton")
 
 
-@cuda
+@pytest.mark.cuda
 @pytest.mark.parametrize("model_class", MODELS)
 def test_exact_mode_on_cuda_equals_packed(model_class):
     """cuDNN path: lengths on the GPU too; TF32 off so both sides do float32 math."""

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 import pytest
-from factories import cuda, raw_rows
+from factories import raw_rows
 
 from bench.cli import main
 from bench.results import COLUMNS
@@ -138,7 +138,7 @@ def test_cuda_without_gpu_exits_2(capsys):
     assert "cuda" in capsys.readouterr().err
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_tiny_run(tmp_path, tiny_spec):
     code, out = run_tiny(tmp_path, tiny_spec, "--device", "cuda")
     assert code == 0
@@ -149,7 +149,7 @@ def test_cuda_tiny_run(tmp_path, tiny_spec):
     assert all(math.isfinite(float(v)) for v in df["efficiency"])
 
 
-@cuda
+@pytest.mark.cuda
 def test_cuda_oom_is_a_row_and_the_next_case_runs_clean(tmp_path, tiny_spec):
     # ~1.1 TB of activations first (beyond any single GPU), then a tiny case.
     code, out = run_tiny(
