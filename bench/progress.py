@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - exercised only without rich
 
 
 class Bar:
-    """``with Bar(n) as bar: bar.start(case_id); ...; bar.advance(row)``."""
+    """``with Bar(n) as bar: bar.start(case_id); ...; bar.advance(case_id, status, detail)``."""
 
     def __init__(self, total: int) -> None:
         self.total = total

@@ -27,7 +27,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +159,8 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         return row
     m, facts = outcome.measurement, outcome.facts
     s = summarize(m.total_ms)
-    for name in ("samples", "median_ms", "iqr_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "ci_low_ms", "ci_high_ms"):
-        setattr(row, name, getattr(s, name))
+    for name, value in asdict(s).items():  # samples, median_ms, ..., ci_high_ms: columns of the same name
+        setattr(row, name, value)
     if len(m.phases) > 1:  # training: forward and backward apart
         row.fwd_median_ms = summarize(m.phases["fwd"]).median_ms if "fwd" in m.phases else None
         row.bwd_median_ms = summarize(m.phases["bwd"]).median_ms if "bwd" in m.phases else None
