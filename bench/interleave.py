@@ -29,6 +29,7 @@ from bench.results import (
     make_row,
     new_run_id,
     run_paths,
+    sample_rows,
 )
 from bench.spec import Case
 from bench.timer import Measurement
@@ -85,14 +86,9 @@ class SideWriter:
         schedule = f"{len(blocks)} blocks interleaved with another tree"
         outcome = Measured(m, facts, ready["peak_gflop_per_s"], None, extra, schedule)
         provenance = ready["provenance"] | {"gpu_name": ready["gpu_name"]}
-        index: dict[str, int] = {}
-        rows = []
-        for k, block in enumerate(blocks):
-            for name, values in block.items():
-                for ms in values:
-                    index[name] = index.get(name, -1) + 1
-                    rows.append({"case_id": case.case_id, "phase": name, "index": index[name], "ms": ms, "block": k})
-        self.samples.write_many(rows)  # one flush per case, not per sample
+        first = next(iter(blocks[0]))  # every phase has one value per run
+        block_of_run = [k for k, block in enumerate(blocks) for _ in block[first]]
+        self.samples.write_many(sample_rows(case.case_id, m, block_of_run))  # one flush per case
         self.rows.write(make_row(case, outcome, provenance, self.run_id))
 
     def close(self) -> None:

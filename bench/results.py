@@ -190,13 +190,12 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     return row
 
 
-def sample_rows(case_id: str, m: Measurement) -> Iterable[dict[str, Any]]:
-    """The samples file's rows of one measured case."""
-    return (
-        {"case_id": case_id, "phase": phase, "index": i, "ms": ms}
-        for phase, values in m.phases.items()
-        for i, ms in enumerate(values)
-    )
+def sample_rows(case_id: str, m: Measurement, blocks: Sequence[int] | None = None) -> Iterable[dict[str, Any]]:
+    """The samples file's rows of one measured case; ``blocks`` gives each run's block, if blocked."""
+    for phase, values in m.phases.items():
+        for i, ms in enumerate(values):
+            row = {"case_id": case_id, "phase": phase, "index": i, "ms": ms}
+            yield row if blocks is None else row | {"block": blocks[i]}
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -187,8 +187,7 @@ def _measure(group: list[Case], config: TimerConfig, peaks: PeakCache, isolate: 
     peak = peak_or_nan(peaks, case)
     if not isolate:
         return [(case, run_case(case, config, peak))]
-    outcome = run_in_child(run_case, (case, config, peak), case.case_id)
-    return [(case, outcome if isinstance(outcome, Measured | Failed) else Failed("error", str(outcome)))]
+    return [(case, run_in_child(run_case, (case, config, peak), case.case_id))]
 
 
 def run_sweep(
