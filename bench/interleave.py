@@ -84,7 +84,7 @@ class SideWriter:
         # .get: a worker of an older tree does not send every column.
         extra = {k: ready.get(k) for k in ("max_abs_err", "state_max_abs_err", "compile_s")}
         schedule = f"{len(blocks)} blocks interleaved with another tree"
-        outcome = Measured(m, facts, ready["peak_gflop_per_s"], None, extra, schedule)
+        outcome = Measured(m, facts, ready["peak_gflop_per_s"], None, extra, schedule, ready.get("kernel_settings", ""))
         provenance = ready["provenance"] | {"gpu_name": ready["gpu_name"]}
         first = next(iter(blocks[0]))  # every phase has one value per run
         block_of_run = [k for k, block in enumerate(blocks) for _ in block[first]]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from bench.backends import kernel_settings
 from bench.clocks import clock_for
+from bench.spec import Case
 from bench.stats import MIN_CI_SAMPLES
 from bench.timer import TimerConfig, measure
 from bench.workload import DTYPES, thread_count
@@ -18,10 +20,14 @@ MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
 PEAK_TIMER = TimerConfig(target_rel_ci=0.02, min_samples=MIN_CI_SAMPLES, max_samples=50, budget_s=1.0, warmup_s=0.1)
 
 
-def peak_gflop_per_s(device: str, dtype: str, threads: int) -> float:
-    """Best-sample GFLOP/s of an n×n×n matmul (best, since a peak is an upper reference)."""
+def peak_gflop_per_s(device: str, dtype: str, threads: int, tf32: bool = False) -> float:
+    """Best-sample GFLOP/s of an n×n×n matmul (best, since a peak is an upper reference).
+
+    Under the same kernel settings as the cases (``bench.backends``): with
+    ``tf32`` the float32 matmul may use TF32 tensor cores, as the cases do.
+    """
     n = MATMUL_SIZE[device]
-    with thread_count(threads), torch.inference_mode():
+    with thread_count(threads), kernel_settings(device, "default", tf32), torch.inference_mode():
         a = torch.randn(n, n, device=device).to(DTYPES[dtype])
         b = torch.randn(n, n, device=device).to(DTYPES[dtype])
         m = measure([("matmul", lambda: torch.mm(a, b))], PEAK_TIMER, clock_for(device))
@@ -30,16 +36,22 @@ def peak_gflop_per_s(device: str, dtype: str, threads: int) -> float:
 
 
 class PeakCache:
-    """Measures each (device, dtype, threads) peak once per run."""
+    """Measures each (device, dtype, threads, TF32) peak once per run."""
 
     def __init__(self) -> None:
-        self._peaks: dict[tuple[str, str, int], float] = {}
+        self._peaks: dict[tuple[str, str, int, bool], float] = {}
 
-    def get(self, device: str, dtype: str, threads: int) -> float:
-        key = (device, dtype, threads)
+    def get(self, device: str, dtype: str, threads: int, tf32: bool = False) -> float:
+        key = (device, dtype, threads, tf32)
         if key not in self._peaks:
-            self._peaks[key] = peak_gflop_per_s(device, dtype, threads)
+            self._peaks[key] = peak_gflop_per_s(device, dtype, threads, tf32)
         return self._peaks[key]
 
+    def for_case(self, case: Case) -> float:
+        """The peak a case's efficiency is measured against: its device, dtype, threads and TF32."""
+        return self.get(case.device, case.dtype, case.threads, case.uses_tf32)
+
     def as_dict(self) -> dict[str, float]:
-        return {f"{d}/{t}/threads={n}": v for (d, t, n), v in self._peaks.items()}
+        return {
+            f"{d}/{t}/threads={n}" + ("/tf32" if tf32 else ""): v for (d, t, n, tf32), v in self._peaks.items()
+        }

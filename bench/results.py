@@ -43,7 +43,9 @@ from bench.timer import Measurement
 #   1: the first release: case axes, timings, throughput, efficiency, errors, provenance.
 #      Added later without a new version, and filled in when missing: varlen and impl
 #      (an older row is varlen packed/padded from its `packed` column, impl module),
-#      state_max_abs_err and compile_s (empty).
+#      state_max_abs_err and compile_s (empty); the tf32 axis (off) and kernel_settings (empty:
+#      not recorded). CUDA float32 rows written before the tf32 axis ran cuDNN with TF32 on
+#      (torch.backends.cudnn.flags() switched it on); no rnnbench release had run on a GPU then.
 SCHEMA_VERSION = 1
 READABLE_VERSIONS = (1,)
 
@@ -81,6 +83,7 @@ class Measured:
     target_rel_ci: float | None = None  # the precision target the schedule aimed for, if any
     extra: Mapping[str, float | None] = field(default_factory=dict)  # errors, compile_s, peak_mem_mb
     schedule: str = ""  # how it was sampled, when not alone (side by side, blocks)
+    kernel_settings: str = ""  # bench.backends.settings_now() while the case ran
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class Row:
     torch_version: str = ""
     cuda_version: str = ""
     cudnn_version: str = ""
+    kernel_settings: str = ""  # cuDNN/oneDNN and TF32 switches as torch reported them during the case
     git_commit: str = ""
     schema_version: int = SCHEMA_VERSION
 
@@ -170,6 +174,7 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     row.gflop = facts.gflop
     row.gflop_per_s = facts.gflop / seconds
     row.peak_gflop_per_s = outcome.peak_gflop_per_s
+    row.kernel_settings = outcome.kernel_settings
     peak = outcome.peak_gflop_per_s
     row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
     for name, value in outcome.extra.items():
@@ -293,7 +298,7 @@ TEXT_COLUMNS = ("status", "error", "note", *PROVENANCE_COLUMNS[:-1])  # schema_v
 NUMERIC_COLUMNS = tuple(c for c in MEASURE_COLUMNS if c not in TEXT_COLUMNS)
 # Present in every version-1 file; the rest is filled in for files from before it was added.
 REQUIRED_COLUMNS = (
-    *(c for c in CASE_COLUMNS if c not in ("varlen", "impl")),
+    *(c for c in CASE_COLUMNS if c not in ("varlen", "impl", "tf32")),
     "status",
     "median_ms",
     "ci_low_ms",
@@ -360,6 +365,8 @@ def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
         df["varlen"] = df["packed"].map({True: "packed", False: "padded"})
     if "impl" not in df.columns:  # before the impl axis: the nn.LSTM/nn.GRU modules
         df["impl"] = "module"
+    if "tf32" not in df.columns:  # before the tf32 axis
+        df["tf32"] = "off"
     for col in NUMERIC_COLUMNS:
         if col not in df.columns:
             df[col] = ""  # a column added after this file was written

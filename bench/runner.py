@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 
 from bench import env, progress
+from bench.backends import settings_now
 from bench.clocks import clock_for
 from bench.errors import UsageError
+from bench.failures import failure
 from bench.isolate import run_in_child
 from bench.peaks import PeakCache
 from bench.results import (
@@ -43,37 +45,23 @@ from bench.shard import shard_cases
 from bench.spec import Case, Spec, expand
 from bench.timer import TimerConfig, measure
 from bench.variants import measure_together, variant_groups
-from bench.workload import build, check_cases
-
-OOM_TEXT = ("out of memory", "can't allocate memory", "not enough memory")
-
-
-def is_oom(error: BaseException) -> bool:
-    if isinstance(error, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(error).lower()
-    return any(s in text for s in OOM_TEXT)
-
-
-def one_line(error: BaseException) -> str:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{error.__class__.__name__}: {first}"[:500]
-
-
-def failure(error: BaseException) -> Failed:
-    return Failed("oom" if is_oom(error) else "error", one_line(error))
-
+from bench.workload import Workload, build, check_cases
 
 def peak_or_nan(peaks: PeakCache, case: Case) -> float:
     """The device peak for the case; NaN if even the matmul fails (the case will too)."""
     try:
-        return peaks.get(case.device, case.dtype, case.threads)
+        return peaks.for_case(case)
     except Exception:
         return math.nan
 
 
 def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
-    """Measure one case; failures become a ``Failed``, never an exception."""
+    """Measure one case; failures become a ``Failed``, never an exception.
+
+    When it returns, the case's model, tensors and autograd graph are freed
+    (``Workload.close``, then the last reference dropped; no ``gc.collect``
+    needed) and CUDA's cache is emptied, so the next case starts clean.
+    """
     cuda = case.device == "cuda"
     work = None
     try:
@@ -83,14 +71,19 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
         work = build(case)
         with work.context():
             m = measure(work.phases, config, clock_for(case.device), work.before_sample)
+            # Allocator peak over build + warm-up + samples (weights, inputs, activations),
+            # read before the error check below builds a reference model.
+            peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+            settings = settings_now(case.device)
             extra = work.extra_columns()  # after timing: nothing of it lands in the samples
         if cuda:
-            # Allocator peak over build + warm-up + samples: weights, inputs, activations.
-            extra["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        return Measured(m, work.facts(), peak, config.target_rel_ci, extra)
+            extra["peak_mem_mb"] = peak_mem_mb
+        return Measured(m, work.facts(), peak, config.target_rel_ci, extra, kernel_settings=settings)
     except Exception as e:
         return failure(e)
     finally:
+        if work is not None:
+            work.close()
         del work
         if cuda:
             torch.cuda.empty_cache()
@@ -100,6 +93,7 @@ def run_group(cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, floa
     """Measure cases that differ only in varlen/impl side by side (bench.variants).
 
     ``peak_mem_mb`` stays empty: the allocator's peak would mix the variants.
+    Every variant is freed before this returns, as in ``run_case``.
     """
     done: dict[Case, Outcome] = {}
     works = []
@@ -108,21 +102,33 @@ def run_group(cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, floa
             works.append(build(case))
         except Exception as e:
             done[case] = failure(e)
-    results, rounds = measure_together(works, config)
-    side = f"side by side with {len(cases) - 1} other variant(s) in {rounds} rounds"
-    for work, result in results:
-        try:
-            if isinstance(result, BaseException):
-                raise result
-            with work.context():
-                extra = work.extra_columns()
-            done[work.case] = Measured(result, work.facts(), peaks[work.case], config.target_rel_ci, extra, side)
-        except Exception as e:
-            done[work.case] = failure(e)
-    del works, results
+    try:
+        done.update(_measure_group(works, config, peaks))
+    finally:
+        while works:  # pop: no loop variable is left holding the last one
+            works.pop().close()
     if any(c.device == "cuda" for c in cases):
         torch.cuda.empty_cache()
     return [(case, done[case]) for case in cases]
+
+
+def _measure_group(works: Sequence[Workload], config: TimerConfig, peaks: dict[Case, float]) -> dict[Case, Outcome]:
+    results, rounds = measure_together(works, config)
+    side = f"side by side with {len(works) - 1} other variant(s) in {rounds} rounds"
+    done: dict[Case, Outcome] = {}
+    for work, result in results:
+        if isinstance(result, Failed):
+            done[work.case] = result
+            continue
+        try:
+            with work.context():
+                settings = settings_now(work.case.device)
+                extra = work.extra_columns()
+            peak = peaks[work.case]
+            done[work.case] = Measured(result, work.facts(), peak, config.target_rel_ci, extra, side, settings)
+        except Exception as e:
+            done[work.case] = failure(e)
+    return done
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,12 @@ class Axis:
         return f"{self.help}{choices}; default: {default}"
 
 
+def _could_be(axis: Axis, part: str) -> bool:
+    """Whether a case_id part is a value of an omittable axis (they are matched, not counted)."""
+    value = part[len(axis.id_prefix) :] if part.startswith(axis.id_prefix) else None
+    return value is not None and (value in axis.choices if axis.choices else bool(value))
+
+
 def _axis(kind: str, default: tuple[Any, ...], help: str, **more: Any) -> Any:
     """A ``Case`` field that declares its sweep axis (the name is the field's)."""
     return field(metadata={"axis": {"kind": kind, "default": default, "help": help, **more}})
@@ -136,6 +142,14 @@ class Case:
         choices=("module", "compiled", "cells"),
         id_omitted="module",
     )
+    tf32: str = _axis(
+        "word",
+        ("off",),
+        "TF32 tensor cores for float32 on CUDA (cuDNN RNNs and matmuls); other cases run with it off",
+        choices=("off", "on"),
+        id_prefix="tf32",
+        id_omitted="off",
+    )
 
     @property
     def packed(self) -> bool:
@@ -152,11 +166,19 @@ class Case:
         """The case a ``case_id`` names; UsageError if it names none."""
         bad = f"CASE {case_id!r} is not a case_id (like {EXAMPLE_ID})"
         parts = case_id.split("-")
-        # First the shape (a part per axis, with its prefix; an omittable axis may be left out
-        # at the end), then the values: a misshapen id is "not a case_id", a bad value names itself.
-        given = dict(zip((a.name for a in AXES), parts, strict=False))
-        shaped = len(parts) <= len(AXES) and all(
-            given[a.name].startswith(a.id_prefix) if a.name in given else a.id_omitted is not None for a in AXES
+        # First the shape, then the values: a misshapen id is "not a case_id", a bad value
+        # names itself. Every axis without an id_omitted value has a part, in order; the
+        # parts left over belong to the omittable axes (impl, tf32), each present or not.
+        required = [a for a in AXES if a.id_omitted is None]
+        given = dict(zip((a.name for a in required), parts, strict=False))
+        rest = parts[len(required) :]
+        for axis in (a for a in AXES if a.id_omitted is not None):
+            if rest and _could_be(axis, rest[0]):
+                given[axis.name] = rest.pop(0)
+        shaped = (
+            len(parts) >= len(required)
+            and not rest
+            and all(given[a.name].startswith(a.id_prefix) for a in required)
         )
         if not shaped:
             raise UsageError(bad)
@@ -167,9 +189,18 @@ class Case:
             else:
                 values[axis.name] = axis.id_omitted
         case = cls(**values)
-        if case.case_id != case_id or case.device == "auto":
+        if case.case_id != case_id or case.device == "auto" or (case.tf32 == "on" and not case.tf32_matters):
             raise UsageError(bad)
         return case
+
+    @property
+    def tf32_matters(self) -> bool:
+        """TF32 changes only float32 math on CUDA; elsewhere the axis is always off."""
+        return self.device == "cuda" and self.dtype == "float32"
+
+    @property
+    def uses_tf32(self) -> bool:
+        return self.tf32 == "on" and self.tf32_matters
 
     @property
     def num_dirs(self) -> int:
@@ -187,6 +218,8 @@ class Case:
         ``--against`` an older commit keeps working.
         """
         axes = self.axes()
+        if self.tf32 == "off":  # trees from before the tf32 axis
+            del axes["tf32"]
         if self.impl == "module" and self.varlen in ("padded", "packed"):
             del axes["impl"], axes["varlen"]
             axes = {**axes, "packed": self.packed}
@@ -199,6 +232,7 @@ class Case:
         if "packed" in axes:
             axes["varlen"] = "packed" if axes.pop("packed") else "padded"
         axes.setdefault("impl", "module")
+        axes.setdefault("tf32", "off")
         return cls(**axes)
 
     def columns(self) -> dict[str, Any]:
@@ -376,4 +410,6 @@ def _expand_grid(axes: dict[str, tuple[Any, ...]], cuda_available: bool, default
     axes["device"] = tuple(dict.fromkeys(devices))
     axes["threads"] = tuple(dict.fromkeys(t or default_threads for t in axes["threads"]))
     names = [a.name for a in AXES]
-    return [Case(**dict(zip(names, values, strict=True))) for values in itertools.product(*(axes[n] for n in names))]
+    cases = [Case(**dict(zip(names, values, strict=True))) for values in itertools.product(*(axes[n] for n in names))]
+    # tf32=on is kept only where it changes something (repeats are dropped by expand).
+    return [c if c.tf32_matters else dataclasses.replace(c, tf32="off") for c in cases]

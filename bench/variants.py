@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.clocks import clock_for
+from bench.failures import failure
+from bench.results import Failed
 from bench.spec import Case
 from bench.timer import Measurement, PrecisionTarget, Sample, TimeBudget, TimerConfig, gc_paused, run_loop, warm_up
 from bench.workload import Workload
@@ -42,16 +44,16 @@ class Member:
     work: Workload
     samples: list[Sample] = field(default_factory=list)
     warmups: int = 0
-    error: BaseException | None = None
+    failed: Failed | None = None  # the failure's text only: an exception would keep its frames alive
 
 
 def measure_together(
     works: Sequence[Workload], config: TimerConfig
-) -> tuple[list[tuple[Workload, Measurement | BaseException]], int]:
+) -> tuple[list[tuple[Workload, Measurement | Failed]], int]:
     """Warm every workload up, then alternate blocks until each is precise enough
     or the group's budget (``budget_s`` per case) is spent.
 
-    Returns each workload with its measurement (or the exception that stopped
+    Returns each workload with its measurement (or the failure that stopped
     it), and the number of rounds.
     """
     clock = clock_for("cuda" if any(w.case.device == "cuda" for w in works) else "cpu")
@@ -64,8 +66,8 @@ def measure_together(
             with m.work.context():
                 m.warmups = warm_up(m.work.phases, config, clock, m.work.before_sample)
         except Exception as e:
-            m.error = e
-    live = [m for m in members if m.error is None]
+            m.failed = failure(e)
+    live = [m for m in members if m.failed is None]
     rounds = 0
     with gc_paused():
         start = time.perf_counter()
@@ -77,8 +79,8 @@ def measure_together(
                     with m.work.context():
                         run_loop(m.work.phases, clock, block, m.work.before_sample, into=m.samples)
                 except Exception as e:
-                    m.error = e
-            live = [m for m in live if m.error is None]
+                    m.failed = failure(e)
+            live = [m for m in live if m.failed is None]
             rounds += 1
             enough = rounds >= MIN_ROUNDS and all(len(m.samples) >= config.min_samples for m in live)
             precise = all(target.reached(m.samples) for m in live)
@@ -87,10 +89,10 @@ def measure_together(
             if all(len(m.samples) >= config.max_samples for m in live):
                 break
         took = time.perf_counter() - start
-    results: list[tuple[Workload, Measurement | BaseException]] = []
+    results: list[tuple[Workload, Measurement | Failed]] = []
     for m in members:
-        if m.error is not None:
-            results.append((m.work, m.error))
+        if m.failed is not None:
+            results.append((m.work, m.failed))
         else:
             measured = Measurement.of(m.work.phases, m.samples, m.warmups, took, target.reached(m.samples))
             results.append((m.work, measured))

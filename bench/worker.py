@@ -16,10 +16,13 @@ import json
 import sys
 import traceback
 
+import torch
+
 from bench import env
+from bench.backends import settings_now
 from bench.clocks import clock_for
 from bench.peaks import PeakCache
-from bench.runner import failure
+from bench.failures import failure
 from bench.spec import Case
 from bench.timer import FixedCount, TimeBudget, TimerConfig, measure
 from bench.workload import Workload, build
@@ -37,10 +40,12 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
         request = json.loads(line)
         try:
             if "case" in request:
+                work = release(work)  # before the next build: two cases never share the memory
                 work = build(Case.from_axes(request["case"]))
                 with work.context():
                     clock = clock_for(work.case.device)
                     measure(work.phases, TimerConfig(), clock, work.before_sample, stop=FixedCount(READY_RUNS))
+                    settings = settings_now(work.case.device)
                     extra = work.extra_columns()
                 c = work.case
                 reply = {
@@ -49,7 +54,8 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                     "padding_fraction": work.padding_fraction,
                     "gflop": work.gflop,
                     **extra,
-                    "peak_gflop_per_s": peaks.get(c.device, c.dtype, c.threads),
+                    "peak_gflop_per_s": peaks.for_case(c),
+                    "kernel_settings": settings,
                     "provenance": env.provenance(),
                     "gpu_name": env.gpu_name() if c.device == "cuda" else "",
                 }
@@ -67,6 +73,19 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
             reply = {"error": failed.error, "oom": failed.status == "oom", "trace": traceback.format_exc(limit=3)}
         stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
+    release(work)
+
+
+def release(work: Workload | None) -> None:
+    """Free a case (its model, tensors, pending loss) and hand CUDA's cached blocks back."""
+    if work is None:
+        return None
+    cuda = work.case.device == "cuda"
+    work.close()
+    del work  # the caller's reference goes with the None it assigns
+    if cuda:
+        torch.cuda.empty_cache()
+    return None
 
 
 if __name__ == "__main__":

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from bench.backends import kernel_settings
 from bench.errors import UsageError
 from bench.results import WorkFacts
 from bench.spec import Case
@@ -39,18 +39,6 @@ def _as_tuple(state: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Ten
 
 
 @contextlib.contextmanager
-def backend_flags(device: str, backend: str) -> Iterator[None]:
-    """``native`` turns off cuDNN (GPU) or oneDNN (CPU) for the case."""
-    enabled = backend != "native"
-    flags = torch.backends.cudnn.flags if device == "cuda" else torch.backends.mkldnn.flags
-    with warnings.catch_warnings():
-        # mkldnn.flags() also resets oneDNN's TF32 switch and warns about Intel GPUs.
-        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-        with flags(enabled=enabled):
-            yield
-
-
-@contextlib.contextmanager
 def thread_count(threads: int) -> Iterator[None]:
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -61,17 +49,64 @@ def thread_count(threads: int) -> Iterator[None]:
 
 
 @dataclass
+class Step:
+    """What the timed phases touch: the model (or its compiled form), the batch,
+    and the loss between a training step's forward and backward.
+
+    The phases are this object's bound methods, and it holds none of them, nor
+    the ``Workload``: there is no reference cycle, so a case's model, tensors
+    and autograd graph are freed the moment its workload is dropped, without
+    waiting for the garbage collector (which the timer pauses).
+    """
+
+    model: RecurrentModel
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    runner: Callable[..., Any] | None = None  # the compiled model, for impl=compiled
+    loss: torch.Tensor | None = None
+
+    def forward(self) -> torch.Tensor:
+        # Not `runner or model`: a compiled module's truth test asks the model for len().
+        model = self.runner if self.runner is not None else self.model
+        out, _ = model(self.tokens, self.lengths)
+        return out
+
+    def train_forward(self) -> None:
+        # The sum keeps every output in the graph; float() so bf16 sums don't saturate.
+        self.loss = self.forward().float().sum()
+
+    def train_backward(self) -> None:
+        assert self.loss is not None
+        loss, self.loss = self.loss, None  # dropped even if backward fails: it holds the graph
+        loss.backward()
+
+
+@dataclass
 class Workload:
     """A built case: the model, its inputs and the phases to time."""
 
     case: Case
-    model: RecurrentModel  # the eager model; its weights are the reference's too
-    tokens: torch.Tensor  # (B, L) on the case's device
-    lengths: torch.Tensor  # (B,) on the CPU, where pack_padded_sequence wants it
-    phases: list[Phase] = field(default_factory=list)
-    loss: torch.Tensor | None = None
-    runner: Callable[..., Any] | None = None  # what the phases call: the model, or its compiled form
+    step: Step
     compile_s: float | None = None
+
+    @property
+    def model(self) -> RecurrentModel:
+        return self.step.model  # the eager model; its weights are the reference's too
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        return self.step.tokens  # (B, L) on the case's device
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.step.lengths  # (B,) on the CPU, where pack_padded_sequence wants it
+
+    @property
+    def phases(self) -> list[Phase]:
+        """``fwd`` for inference; ``fwd`` then ``bwd`` for training."""
+        if self.case.mode == "training":
+            return [("fwd", self.step.train_forward), ("bwd", self.step.train_backward)]
+        return [("fwd", self.step.forward)]
 
     @property
     def valid_tokens(self) -> int:
@@ -90,15 +125,6 @@ class Workload:
     def facts(self) -> WorkFacts:
         return WorkFacts(self.valid_tokens, self.padding_fraction, self.gflop)
 
-    @property
-    def step_model(self) -> Callable[..., Any]:
-        # Not `runner or model`: a compiled module's truth test asks the model for len().
-        return self.runner if self.runner is not None else self.model
-
-    def forward(self) -> torch.Tensor:
-        out, _ = self.step_model(self.tokens, self.lengths)
-        return out
-
     def compile(self) -> None:
         """For ``impl=compiled``: compile now, timing the first run of the phases."""
         if self.case.impl != "compiled":
@@ -106,7 +132,7 @@ class Workload:
         # A fresh start per case: dynamo's per-function recompile limit would
         # otherwise make later cases fall back to eager without a word.
         torch._dynamo.reset()
-        self.runner = torch.compile(self.model, fullgraph=False, dynamic=False)
+        self.step.runner = torch.compile(self.model, fullgraph=False, dynamic=False)
         start = time.perf_counter()
         for _, step in self.phases:
             self.before_sample()
@@ -115,14 +141,13 @@ class Workload:
             torch.cuda.synchronize()
         self.compile_s = time.perf_counter() - start
 
-    def _train_forward(self) -> None:
-        # The sum keeps every output in the graph; float() so bf16 sums don't saturate.
-        self.loss = self.forward().float().sum()
-
-    def _train_backward(self) -> None:
-        assert self.loss is not None
-        self.loss.backward()
-        self.loss = None
+    def close(self) -> None:
+        """Drop what outlives the workload elsewhere: the pending loss, and dynamo's
+        compiled code, whose caches refer to the compiled model."""
+        self.step.loss = None
+        if self.step.runner is not None:
+            self.step.runner = None
+            torch._dynamo.reset()
 
     def before_sample(self) -> None:
         if self.case.mode == "training":
@@ -143,7 +168,8 @@ class Workload:
         reference.load_state_dict(self.model.state_dict())
         reference.to(device=c.device, dtype=DTYPES[c.dtype])
         with torch.no_grad():
-            out, state = self.step_model(self.tokens, self.lengths)
+            model = self.step.runner if self.step.runner is not None else self.model
+            out, state = model(self.tokens, self.lengths)
             expected, expected_state = reference(self.tokens, self.lengths)
         valid = torch.arange(c.seq_len).unsqueeze(1) < self.lengths.unsqueeze(0)  # (L, B)
         out_err = (out.float() - expected.float()).abs()[valid.to(out.device)].max()
@@ -158,15 +184,17 @@ class Workload:
 
     @contextlib.contextmanager
     def context(self) -> Iterator[None]:
-        """Threads, backend flags and (for inference) inference mode around timing."""
+        """Threads, kernel settings (backend, TF32) and (for inference) inference mode around timing."""
+        c = self.case
         with contextlib.ExitStack() as stack:
-            stack.enter_context(thread_count(self.case.threads))
-            stack.enter_context(backend_flags(self.case.device, self.case.backend))
-            if self.case.mode == "inference":
+            stack.enter_context(thread_count(c.threads))
+            stack.enter_context(kernel_settings(c.device, c.backend, tf32=c.uses_tf32))
+            if c.mode == "inference":
                 stack.enter_context(torch.inference_mode())
-            if self.runner is None:
-                self.compile()  # under the flags the timing uses: they shape the graph
+            if self.step.runner is None:
+                self.compile()  # under the settings the timing uses: they shape the graph
             yield
+
 
 
 def build(case: Case) -> Workload:
@@ -185,12 +213,7 @@ def build(case: Case) -> Workload:
     model = model.to(device=case.device, dtype=DTYPES[case.dtype])
     model.train(case.mode == "training")
     tokens, lengths = synthetic_batch(case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED)
-    work = Workload(case, model, tokens.to(case.device), lengths)
-    if case.mode == "training":
-        work.phases = [("fwd", work._train_forward), ("bwd", work._train_backward)]
-    else:
-        work.phases = [("fwd", work.forward)]
-    return work
+    return Workload(case, Step(model, tokens.to(case.device), lengths))
 
 
 def dtype_supported(device: str, dtype: str) -> str | None:

@@ -67,5 +67,5 @@ def test_case(benchmark, case, timer_config, suite_csv):
     record(benchmark, m)
     assert len(m.total_ms) >= timer_config.min_samples
     if suite_csv is not None:
-        peak = PEAKS.get(case.device, case.dtype, case.threads)
+        peak = PEAKS.for_case(case)
         suite_csv.write(case, Measured(m, work.facts(), peak, timer_config.target_rel_ci, extra))

@@ -52,6 +52,7 @@ CASE_DEFAULTS: dict[str, Any] = dict(
     backend="default",
     threads=1,
     impl="module",
+    tf32="off",
 )
 PROVENANCE = {"host": "h", "cpu_model": "test cpu", "torch_version": "2.13.0"}
 

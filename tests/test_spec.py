@@ -151,8 +151,32 @@ def test_every_axis_value_survives_the_case_id():
         for value in values:
             if value == "auto":
                 continue  # expanded before a case exists
-            case = Case(**(base.axes() | {axis.name: value}))
+            where = {"device": "cuda"} if axis.name == "tf32" else {}  # TF32 exists on CUDA only
+            case = Case(**(base.axes() | where | {axis.name: value}))
             assert Case.from_id(case.case_id) == case
+
+
+@pytest.mark.parametrize("impl", ["module", "compiled", "cells"])
+@pytest.mark.parametrize("tf32", ["off", "on"])
+def test_optional_id_parts_parse_in_any_combination(impl, tf32):
+    case = make_case(device="cuda", impl=impl, tf32=tf32)
+    assert Case.from_id(case.case_id) == case
+    assert case.case_id.endswith("-t1" + ("" if impl == "module" else f"-{impl}") + ("-tf32on" if tf32 == "on" else ""))
+
+
+def test_an_id_with_tf32_where_it_does_nothing_is_refused():
+    with pytest.raises(UsageError, match="is not a case_id"):
+        Case.from_id(make_case(device="cpu").case_id + "-tf32on")
+    with pytest.raises(UsageError, match="is not a case_id"):
+        Case.from_id(make_case(device="cuda").case_id + "-tf32on-cells")  # out of order
+
+
+def test_tf32_on_is_kept_only_for_cuda_float32():
+    spec = with_overrides(load_spec(), {"tf32": "off,on", "dtype": "float32,bfloat16", "device": "cpu,cuda"})
+    cases = expand(spec, cuda_available=True, default_threads=2)
+    on = {(c.device, c.dtype) for c in cases if c.tf32 == "on"}
+    assert on == {("cuda", "float32")}
+    assert len(cases) == len({c.case_id for c in cases}) == 2 * 2 * 2 + 2  # model × device × dtype, and tf32 on for cuda float32
 
 
 def test_run_help_lists_each_axis_with_its_choices(capsys):

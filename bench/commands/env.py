@@ -20,6 +20,8 @@ def cmd_env() -> int:
             why = dtype_supported(device, dtype)
             if why:
                 print(f"  {device:5} {dtype:9} unsupported: {why}")
-            else:
-                print(f"  {device:5} {dtype:9} {peak_gflop_per_s(device, dtype, threads):10.1f} GFLOP/s")
+                continue
+            print(f"  {device:5} {dtype:9} {peak_gflop_per_s(device, dtype, threads):10.1f} GFLOP/s")
+            if device == "cuda" and dtype == "float32":  # what --tf32 on is measured against
+                print(f"  {device:5} {'+tf32':9} {peak_gflop_per_s(device, dtype, threads, tf32=True):10.1f} GFLOP/s")
     return 0

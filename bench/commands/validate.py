@@ -74,7 +74,7 @@ def compare_case(case: Case) -> tuple[float, float, float, float, float]:
     with work.context():
         clock = clock_for(case.device)
         # torch's Timer sets its own thread count (default 1): give it the case's.
-        timer = benchmark.Timer(stmt="step()", globals={"step": work.forward}, num_threads=case.threads)
+        timer = benchmark.Timer(stmt="step()", globals={"step": work.step.forward}, num_threads=case.threads)
         # ABBA order: each harness goes first in half the rounds, so neither
         # always inherits the other's cache and frequency state.
         for i in range(ROUNDS):
