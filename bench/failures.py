@@ -32,7 +32,7 @@ def oom_types() -> tuple[type[BaseException], ...]:
     from 1.13; ``MemoryError`` is Python's own (a failed CPU allocation).
     """
     found = (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None))
-    return tuple(t for t in found if isinstance(t, type)) + (MemoryError,)
+    return (*(t for t in found if isinstance(t, type)), MemoryError)
 
 
 def is_oom(error: BaseException) -> bool:

@@ -52,6 +52,4 @@ class PeakCache:
         return self.get(case.device, case.dtype, case.threads, case.uses_tf32)
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            f"{d}/{t}/threads={n}" + ("/tf32" if tf32 else ""): v for (d, t, n, tf32), v in self._peaks.items()
-        }
+        return {f"{d}/{t}/threads={n}" + ("/tf32" if tf32 else ""): v for (d, t, n, tf32), v in self._peaks.items()}

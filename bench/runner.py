@@ -47,6 +47,7 @@ from bench.timer import TimerConfig, measure
 from bench.variants import measure_together, variant_groups
 from bench.workload import Workload, build, check_cases
 
+
 def peak_or_nan(peaks: PeakCache, case: Case) -> float:
     """The device peak for the case; NaN if even the matmul fails (the case will too)."""
     try:

@@ -176,9 +176,7 @@ class Case:
             if rest and _could_be(axis, rest[0]):
                 given[axis.name] = rest.pop(0)
         shaped = (
-            len(parts) >= len(required)
-            and not rest
-            and all(given[a.name].startswith(a.id_prefix) for a in required)
+            len(parts) >= len(required) and not rest and all(given[a.name].startswith(a.id_prefix) for a in required)
         )
         if not shaped:
             raise UsageError(bad)

@@ -21,8 +21,8 @@ import torch
 from bench import env
 from bench.backends import settings_now
 from bench.clocks import clock_for
-from bench.peaks import PeakCache
 from bench.failures import failure
+from bench.peaks import PeakCache
 from bench.spec import Case
 from bench.timer import FixedCount, TimeBudget, TimerConfig, measure
 from bench.workload import Workload, build

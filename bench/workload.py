@@ -196,7 +196,6 @@ class Workload:
             yield
 
 
-
 def build(case: Case) -> Workload:
     """Model (seeded weights) and a seeded batch for ``case``, on its device."""
     torch.manual_seed(WEIGHT_SEED)

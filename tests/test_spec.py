@@ -176,7 +176,7 @@ def test_tf32_on_is_kept_only_for_cuda_float32():
     cases = expand(spec, cuda_available=True, default_threads=2)
     on = {(c.device, c.dtype) for c in cases if c.tf32 == "on"}
     assert on == {("cuda", "float32")}
-    assert len(cases) == len({c.case_id for c in cases}) == 2 * 2 * 2 + 2  # model × device × dtype, and tf32 on for cuda float32
+    assert len(cases) == len({c.case_id for c in cases}) == 2 * 2 * 2 + 2  # 8 off, 2 on (cuda float32)
 
 
 def test_run_help_lists_each_axis_with_its_choices(capsys):
