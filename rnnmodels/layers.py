@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -54,13 +55,45 @@ def _split(rnn: nn.RNNBase, hx: State) -> tuple[torch.Tensor, torch.Tensor | Non
     return hx, None  # type: ignore[return-value]
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor on ``device`` without waiting for the GPU.
+
+    A plain ``.to("cuda")`` of pageable memory blocks the host until the
+    stream has caught up, which in a timed forward stalls the queue; a copy
+    from pinned memory does not (torch keeps the pinned block until the copy is done).
+    """
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+@dataclass(frozen=True)
+class LengthPlan:
+    """What every layer and direction of one exact call needs to know of the lengths.
+
+    Made once per call, on the CPU, with one copy to the device.
+    """
+
+    lengths: torch.Tensor  # (B,) on the CPU
+    ascending: list[int]  # the lengths, shortest first
+    order: torch.Tensor  # (B,) on the device: the batch sorted by length, longest first
+    inverse: torch.Tensor  # (B,) on the device: back to the caller's order
+    last: torch.Tensor  # (B,) on the device: each sequence's last valid step
+
+    @classmethod
+    def of(cls, lengths: torch.Tensor, device: torch.device) -> LengthPlan:
+        lengths = lengths.cpu()
+        sorted_len, order = lengths.sort(descending=True, stable=True)
+        order_dev, inverse_dev, last_dev = to_device(torch.stack([order, order.argsort(), lengths - 1]), device)
+        return cls(lengths, sorted_len.flip(0).tolist(), order_dev, inverse_dev, last_dev)
+
+
 def _gru_direction(
-    rnn: nn.GRU, inp: torch.Tensor, h0: torch.Tensor, params: list[torch.Tensor], lengths: torch.Tensor
+    rnn: nn.GRU, inp: torch.Tensor, h0: torch.Tensor, params: list[torch.Tensor], plan: LengthPlan
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One padded call; the state at each sequence's end is its output there."""
     out, _ = torch.gru(inp, h0.unsqueeze(0), params, rnn.bias, 1, 0.0, rnn.training, False, False)
-    last = (lengths - 1).to(inp.device)
-    h_n = out[last, torch.arange(out.size(1), device=inp.device)]
+    h_n = out[plan.last, torch.arange(out.size(1), device=inp.device)]
     return out, h_n
 
 
@@ -70,15 +103,13 @@ def _lstm_direction(
     h0: torch.Tensor,
     c0: torch.Tensor,
     params: list[torch.Tensor],
-    lengths: torch.Tensor,
+    plan: LengthPlan,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Chunks that end at the distinct lengths, the batch sorted and shrinking."""
     seq_len, batch = inp.shape[:2]
-    sorted_len, order = lengths.sort(descending=True, stable=True)
-    order_dev = order.to(inp.device)
-    inp = inp.index_select(1, order_dev)
-    h, c = h0.index_select(0, order_dev), c0.index_select(0, order_dev)
-    ascending = sorted_len.flip(0).tolist()
+    inp = inp.index_select(1, plan.order)
+    h, c = h0.index_select(0, plan.order), c0.index_select(0, plan.order)
+    ascending = plan.ascending
     outs: list[torch.Tensor] = []
     ended_h: list[torch.Tensor] = []
     ended_c: list[torch.Tensor] = []
@@ -105,11 +136,10 @@ def _lstm_direction(
     out = torch.cat(outs, 0)
     if start < seq_len:  # every sequence is shorter than the padded length
         out = F.pad(out, (0, 0, 0, 0, 0, seq_len - start))
-    inverse = torch.argsort(order_dev)
     # Shorter sequences end first, and they are the last rows of the sorted batch.
-    h_n = torch.cat(ended_h[::-1], 0).index_select(0, inverse)
-    c_n = torch.cat(ended_c[::-1], 0).index_select(0, inverse)
-    return out.index_select(1, inverse), h_n, c_n
+    h_n = torch.cat(ended_h[::-1], 0).index_select(0, plan.inverse)
+    c_n = torch.cat(ended_c[::-1], 0).index_select(0, plan.inverse)
+    return out.index_select(1, plan.inverse), h_n, c_n
 
 
 # One direction of one layer: (layer, direction, input, h0, c0) -> (output, h_n, c_n or None).
@@ -143,14 +173,16 @@ def _run_layers(rnn: nn.RNNBase, x: torch.Tensor, hx: State, run: DirectionRunne
 def run_exact(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, hx: State) -> tuple[torch.Tensor, State]:
     """Exact results from a padded batch ``x`` ``(L, B, I)``; padding outputs are zero.
 
-    ``lengths`` ``(B,)`` lives on the CPU (the chunk plan is made there).
+    ``lengths`` ``(B,)`` lives on the CPU (the chunk plan is made there). On
+    cuDNN, call ``split_weight_buffers(rnn)`` once first (``RecurrentModel``
+    does it when it moves): each call here uses one layer and direction's weights.
     """
     seq_len = x.size(0)
-    lengths = lengths.cpu()
+    plan = LengthPlan.of(lengths, x.device)
     steps = torch.arange(seq_len, device=x.device).unsqueeze(1)
-    len_dev = lengths.to(x.device).unsqueeze(0)
-    valid = steps < len_dev  # (L, B)
-    reverse_index = torch.where(valid, len_dev - 1 - steps, steps)
+    last = plan.last.unsqueeze(0)
+    valid = steps <= last  # (L, B)
+    reverse_index = torch.where(valid, last - steps, steps)
     keep = valid.unsqueeze(-1).to(x.dtype)
 
     def run(layer: int, direction: int, inp: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None):
@@ -158,13 +190,44 @@ def run_exact(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, hx: State
         if direction:
             inp = reverse_valid(inp, reverse_index)
         if c0 is not None:
-            out, h, c = _lstm_direction(rnn, inp, h0, c0, params, lengths)  # type: ignore[arg-type]
+            out, h, c = _lstm_direction(rnn, inp, h0, c0, params, plan)  # type: ignore[arg-type]
         else:
-            out, h = _gru_direction(rnn, inp, h0, params, lengths)  # type: ignore[arg-type]
+            out, h = _gru_direction(rnn, inp, h0, params, plan)  # type: ignore[arg-type]
             out, c = out * keep, None  # the padded call leaves garbage after each sequence's end
         return (reverse_valid(out, reverse_index) if direction else out), h, c
 
     return _run_layers(rnn, x, hx, run)
+
+
+def split_weight_buffers(rnn: nn.RNNBase) -> None:
+    """Give each layer and direction's weights a flat cuDNN buffer of their own.
+
+    ``run_exact`` calls cuDNN one layer and direction at a time. cuDNN uses the
+    weights in place only when they start at the beginning of one flat buffer
+    laid out its way; otherwise every call allocates, zeroes and fills a copy
+    (kept for backward too) and warns "RNN module weights are not part of
+    single contiguous chunk of memory". ``nn.LSTM`` flattens all its layers into
+    one buffer, where only layer 0's forward direction starts at the beginning;
+    this lays each group out on its own, with cuDNN's own flattening call, so the
+    parameters stay the same objects (as views into the new buffers). Only the
+    module's own whole-stack call would then copy, and ``run_exact`` never makes it.
+    A no-op where cuDNN is not available or the weights are not on CUDA.
+    """
+    first = next(rnn.parameters())
+    if first.device.type != "cuda" or not torch.backends.cudnn.is_available():
+        return
+    from torch.backends.cudnn import rnn as cudnn_rnn
+
+    mode = cudnn_rnn.get_cudnn_mode(rnn.mode)
+    dirs = 2 if rnn.bidirectional else 1
+    with torch.no_grad():
+        for layer in range(rnn.num_layers):
+            input_size = rnn.input_size if layer == 0 else rnn.hidden_size * dirs
+            for direction in range(dirs):
+                params = direction_params(rnn, layer, direction)
+                torch._cudnn_rnn_flatten_weight(
+                    params, len(params), input_size, mode, rnn.hidden_size, rnn.proj_size, 1, False, False
+                )
 
 
 def make_cell(rnn: nn.RNNBase, layer: int, direction: int) -> nn.RNNCellBase:
@@ -189,7 +252,7 @@ def run_cells(
     state alone and output zeros (equal to packing); else the padding is read as
     data, like the padded module."""
     seq_len = x.size(0)
-    valid = (torch.arange(seq_len).unsqueeze(1) < lengths.cpu().unsqueeze(0)).to(x.device)  # (L, B)
+    valid = to_device(torch.arange(seq_len).unsqueeze(1) < lengths.cpu().unsqueeze(0), x.device)  # (L, B)
 
     def run(layer: int, direction: int, inp: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None):
         cell = make_cell(rnn, layer, direction)

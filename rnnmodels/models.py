@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnnmodels.layers import run_cells, run_exact
+from rnnmodels.layers import run_cells, run_exact, split_weight_buffers
 
 Varlen = Literal["padded", "packed", "exact"]
 VARLEN_MODES: tuple[str, ...] = ("padded", "packed", "exact")
@@ -92,6 +92,14 @@ class RecurrentModel(nn.Module):
             num_layers=n_layers,
             bidirectional=n_dirs > 1,
         )
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        # .to()/.cuda()/.half() end here; nn.LSTM/nn.GRU re-flatten all their layers into
+        # one buffer as they move, so the exact path's per-direction layout is made after.
+        module = super()._apply(fn, recurse)
+        if self.varlen == "exact" and self.impl == "module":
+            split_weight_buffers(self.rnn)
+        return module
 
     @property
     def use_pack(self) -> bool:

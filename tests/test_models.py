@@ -1,5 +1,7 @@
 """The models: the lecture's shapes, exact packing, the padded pitfall."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -232,3 +234,41 @@ def test_exact_mode_on_cuda_equals_packed(model_class):
     tokens, lens = _lengths_batch()
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         assert_same_as_packed(reference, exact, tokens.cuda(), lens.cuda(), model_class, atol=1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("model_class", MODELS)
+def test_exact_mode_gives_cudnn_each_directions_weights_in_place(model_class):
+    """Each layer and direction starts its own flat buffer, so cuDNN copies no weights."""
+    from rnnmodels.layers import direction_params
+
+    _, exact = _pair(model_class, 2, 2, "exact")
+    exact = exact.float().cuda()
+    for layer in range(2):
+        for direction in range(2):
+            params = direction_params(exact.rnn, layer, direction)
+            assert params[0].storage_offset() == 0
+            assert {p.untyped_storage().data_ptr() for p in params} == {params[0].untyped_storage().data_ptr()}
+    tokens, lens = _lengths_batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "RNN module weights are not part of single contiguous chunk"
+        out, _ = exact(tokens.cuda(), lens)
+        out.float().sum().backward()
+    assert exact.rnn.weight_hh_l1_reverse.grad is not None
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize(("varlen", "impl"), [("padded", "module"), ("exact", "module"), ("exact", "cells")])
+def test_forward_never_waits_for_the_gpu(model_class, varlen, impl):
+    """No blocking host-device copy inside a timed forward (lengths stay on the CPU)."""
+    model = model_class(50, 12, 16, 2, 2, varlen=varlen, impl=impl).cuda()
+    tokens, lens = _lengths_batch()
+    tokens = tokens.cuda()
+    model(tokens, lens)  # the first call allocates pinned memory; later ones reuse it
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        model(tokens, lens)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
