@@ -100,7 +100,12 @@ def build_parser(prog: str = "python -m bench") -> Parser:
     c.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a case regressed")
     c.add_argument("--allow-env-change", action="store_true", help="compare runs from different environments")
     c.add_argument("--out", type=Path, help="output folder (default: reports/compare/<base>--<current>/)")
-    pr = sub.add_parser("profile", help="py-spy flame graph and torch.profiler tables for cases")
+    pr = sub.add_parser(
+        "profile",
+        help="py-spy flame graph and torch.profiler tables for cases",
+        description="Profile cases given by id, or one case given by axis flags "
+        "(without --device: the GPU where there is one, else the CPU).",
+    )
     pr.add_argument("case", nargs="*", help="case ids (two: also compare their operators)")
     for axis in INPUT_AXES:
         pr.add_argument(axis.flag, dest=axis.name, metavar="V", help=f"instead of an id: {axis.describe()}")

@@ -9,16 +9,25 @@ into ``--out`` (default ``results/<run_id>.csv``).
 
 Locally, shards run one after another unless ``--parallel-local``: shards that
 share one CPU or GPU disturb each other's timings.
+
+Devices are settled here, on the submitting machine, before any job starts:
+``--device auto`` becomes the CPU plus CUDA where the jobs will have GPUs
+(``--gpus-per-shard``, or this machine's GPUs for local jobs), so every job
+plans the same sweep and a job without the GPU its cases need fails loudly
+instead of measuring fewer cases. Local jobs run at once get GPUs of their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from bench.errors import UsageError
 from bench.merge import merge_parts
@@ -49,6 +58,48 @@ class LaunchOptions:
     out: Path | None = None  # the merged CSV (default: results/<run_id>.csv)
 
 
+def local_gpus(k: int, opts: LaunchOptions, gpu_count: int) -> list[int]:
+    """The GPUs local shard ``k`` (1-based) may see.
+
+    One after another, every shard gets the first ``gpus_per_shard``; at once
+    (``--parallel-local``), shard k gets its own block of them, never shared.
+    """
+    per = opts.gpus_per_shard
+    needed = per * (opts.shards if opts.parallel_local else 1)
+    if needed > gpu_count:
+        how = f"{opts.shards} shards at once × {per}" if opts.parallel_local else f"{per} per shard"
+        raise UsageError(f"--gpus-per-shard: {how} needs {needed} GPU(s), and this machine has {gpu_count}")
+    first = (k - 1) * per if opts.parallel_local else 0
+    return list(range(first, first + per))
+
+
+def settle_devices(
+    sweep: SweepOptions, opts: LaunchOptions, local: bool, gpu_count: int
+) -> tuple[SweepOptions, LaunchOptions]:
+    """Replace ``auto`` by the devices the jobs will have, and give CUDA sweeps their GPUs.
+
+    Local jobs have this machine's GPUs; SLURM jobs have GPUs when
+    ``--gpus-per-shard`` asks for them.
+    """
+    gpus_in_jobs = gpu_count > 0 if local else opts.gpus_per_shard > 0
+    auto = ("cpu", "cuda") if gpus_in_jobs else ("cpu",)
+
+    def settle(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d for v in values for d in (auto if v == "auto" else (v,))))
+
+    spec = sweep.spec
+    axes = spec.axes | {"device": settle(spec.axes["device"])}
+    grids = tuple(g | {"device": settle(g["device"])} if "device" in g else g for g in spec.grids)
+    sweep = dataclasses.replace(sweep, spec=dataclasses.replace(spec, axes=axes, grids=grids))
+    devices = {d for g in (axes, *grids) for d in g.get("device", ())}
+    if "cuda" in devices and opts.gpus_per_shard == 0:
+        if not local:
+            raise UsageError("--device cuda: SLURM jobs get no GPU unless --gpus-per-shard N asks for them")
+        opts = dataclasses.replace(opts, gpus_per_shard=1)
+        print("[shards] CUDA cases: one GPU per shard (--gpus-per-shard 1)", file=sys.stderr)
+    return sweep, opts
+
+
 def executor_for(folder: Path, opts: LaunchOptions) -> Any:
     try:
         import submitit
@@ -56,8 +107,6 @@ def executor_for(folder: Path, opts: LaunchOptions) -> Any:
         raise UsageError("--launcher submitit needs submitit: pip install 'rnnbench[cluster]'") from None
     executor = submitit.AutoExecutor(folder=folder, cluster=None if opts.cluster == "auto" else opts.cluster)
     params: dict[str, Any] = {"timeout_min": opts.timeout_min, "name": "rnnbench"}
-    if opts.gpus_per_shard:
-        params["gpus_per_node"] = opts.gpus_per_shard
     if opts.partition:
         params["slurm_partition"] = opts.partition
     if executor.cluster != "local":
@@ -93,9 +142,21 @@ def launch(sweep: SweepOptions, opts: LaunchOptions) -> int:
     run_id = new_run_id()
     folder = Path("results") / run_id
     executor = executor_for(folder / "submitit", opts)
+    local = executor.cluster == "local"
+    gpu_count = torch.cuda.device_count() if local else 0
+    sweep, opts = settle_devices(sweep, opts, local, gpu_count)
+    if opts.gpus_per_shard:
+        executor.update_parameters(gpus_per_node=opts.gpus_per_shard)
     parts = {k: str(folder / f"part-{k}-of-{opts.shards}.csv") for k in range(1, opts.shards + 1)}
+    gpus = {k: local_gpus(k, opts, gpu_count) if local and opts.gpus_per_shard else [] for k in parts}
+
+    def submit(k: int) -> Any:
+        if gpus[k]:  # the local executor's CUDA_VISIBLE_DEVICES for this job
+            executor.update_parameters(visible_gpus=gpus[k])
+        return executor.submit(run_part, sweep, k, opts.shards, parts[k])
+
     jobs: dict[int, Any] = {}
-    sequential = executor.cluster == "local" and not opts.parallel_local
+    sequential = local and not opts.parallel_local
     for attempt in (1, 2):
         todo = [k for k in parts if k not in jobs or state_of(jobs[k]) == "failed"]
         if not todo:
@@ -104,11 +165,14 @@ def launch(sweep: SweepOptions, opts: LaunchOptions) -> int:
             print(f"[shards] resubmitting failed shard(s) {todo} once; they resume their parts", file=sys.stderr)
         if sequential:
             for k in todo:
-                jobs[k] = executor.submit(run_part, sweep, k, opts.shards, parts[k])
+                jobs[k] = submit(k)
                 watch({k: jobs[k]})
         else:
-            with executor.batch():
-                submitted = {k: executor.submit(run_part, sweep, k, opts.shards, parts[k]) for k in todo}
+            if local:  # one by one: each job's visible GPUs are set before it is submitted
+                submitted = {k: submit(k) for k in todo}
+            else:
+                with executor.batch():
+                    submitted = {k: submit(k) for k in todo}
             if not opts.wait:
                 merged = opts.out or Path("results") / f"{run_id}.csv"
                 print(

@@ -402,7 +402,10 @@ def _expand_grid(axes: dict[str, tuple[Any, ...]], cuda_available: bool, default
         if d == "auto":
             devices += ["cpu", "cuda"] if cuda_available else ["cpu"]
         elif d == "cuda" and not cuda_available:
-            raise UsageError("--device: 'cuda' was asked for but torch.cuda.is_available() is False here")
+            raise UsageError(
+                "--device: 'cuda' was asked for but torch.cuda.is_available() is False here "
+                "(--device cpu runs the sweep on the CPU)"
+            )
         else:
             devices.append(d)
     axes["device"] = tuple(dict.fromkeys(devices))

@@ -113,9 +113,8 @@ def test_compiled_case_is_freed(no_gc, built):
     assert built[0]() is None
 
 
+@pytest.mark.cuda
 def test_cuda_memory_is_back_after_a_case():
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     before = torch.cuda.memory_allocated()
     runner.run_case(make_case(device="cuda", mode="training", hidden_size=256, batch_size=64), FAST, math.nan)
     assert torch.cuda.memory_allocated() == before

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pandas as pd
 import pytest
 
-from bench.cli import main
+from bench.cli import build_parser, main
 
 PACKED = "gru-cpu-float32-training-b4-l12-n1-uni-packed-uniform-e16-h16-v50-default-t1"
 PADDED = PACKED.replace("-packed-", "-padded-")
@@ -76,3 +76,14 @@ def test_bad_cases_exit_2(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("cuda", "device"), [(True, "cuda"), (False, "cpu")])
+def test_axis_flags_without_device_profile_one_case_on_the_gpu_where_there_is_one(monkeypatch, cuda, device):
+    from bench.commands import profile
+
+    monkeypatch.setattr(profile.torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(profile, "check_cases", lambda cases: None)  # no GPU here to try dtypes on
+    args = build_parser().parse_args(["profile", "--model", "lstm", "--varlen", "packed"])
+    [case] = profile.resolve_cases(args)
+    assert case.device == device

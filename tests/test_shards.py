@@ -12,9 +12,10 @@ from factories import TINY_SPEC
 from test_faults import start, wait_rows
 
 from bench.cli import main
+from bench.errors import UsageError
 from bench.results import read_results
 from bench.shard import estimated_cost, shard_cases
-from bench.spec import expand, load_spec
+from bench.spec import expand, load_spec, with_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -117,3 +118,52 @@ def test_merge_refuses_overlap_missing_parts_and_mixed_schemas(parts, tmp_path, 
     assert code == 2 and "schema_version '2' is not supported" in err
     code, _ = merge(*parts)
     assert code == 0
+
+
+def _launch_opts(**more):
+    from bench.launch import LaunchOptions
+
+    return LaunchOptions(**({"shards": 3} | more))
+
+
+def test_local_shards_at_once_get_gpus_of_their_own():
+    from bench.launch import local_gpus
+
+    opts = _launch_opts(gpus_per_shard=2, parallel_local=True)
+    assert [local_gpus(k, opts, gpu_count=6) for k in (1, 2, 3)] == [[0, 1], [2, 3], [4, 5]]
+    with pytest.raises(UsageError, match="needs 6 GPU"):
+        local_gpus(1, opts, gpu_count=4)
+    one_by_one = _launch_opts(gpus_per_shard=2)
+    assert [local_gpus(k, one_by_one, gpu_count=2) for k in (1, 2, 3)] == [[0, 1]] * 3
+
+
+def _sweep(**axes):
+    from bench.runner import SweepOptions
+
+    return SweepOptions(with_overrides(load_spec(), axes))
+
+
+@pytest.mark.parametrize(
+    ("local", "gpu_count", "gpus_per_shard", "devices", "gpus_after"),
+    [
+        (True, 1, 0, ("cpu", "cuda"), 1),  # local with a GPU: auto means both, one GPU per shard
+        (True, 0, 0, ("cpu",), 0),
+        (False, 0, 2, ("cpu", "cuda"), 2),  # SLURM: the jobs' GPUs decide, not the login node's
+        (False, 0, 0, ("cpu",), 0),
+    ],
+)
+def test_device_auto_is_settled_before_the_jobs_start(local, gpu_count, gpus_per_shard, devices, gpus_after):
+    from bench.launch import settle_devices
+
+    sweep, opts = settle_devices(_sweep(device="auto"), _launch_opts(gpus_per_shard=gpus_per_shard), local, gpu_count)
+    assert sweep.spec.axes["device"] == devices
+    assert opts.gpus_per_shard == gpus_after
+    # Every job then plans the same cases, whatever its own machine has.
+    assert {c.device for c in expand(sweep.spec, cuda_available=True, default_threads=1)} == set(devices)
+
+
+def test_slurm_cuda_sweep_without_gpus_is_refused():
+    from bench.launch import settle_devices
+
+    with pytest.raises(UsageError, match="--gpus-per-shard"):
+        settle_devices(_sweep(device="cuda"), _launch_opts(), local=False, gpu_count=0)

@@ -12,7 +12,7 @@ from bench.spec import AXES, Case, expand, load_spec, preset_names, spec_from_to
 def test_presets_load_and_expand():
     assert {"quick", "default", "full", "ci"} <= set(preset_names())
     for name in preset_names():
-        cases = expand(load_spec(name), cuda_available=False, default_threads=2)
+        cases = expand(load_spec(name), cuda_available=True, default_threads=2)
         assert cases, name
         assert len({c.case_id for c in cases}) == len(cases), f"{name}: duplicate case ids"
 
@@ -204,3 +204,12 @@ def test_python_m_bench_ci_is_the_ci_subcommand():
         timeout=60,
     )
     assert done.returncode == 0 and "--against" in done.stdout and "bench ci" in done.stdout
+
+
+def test_full_preset_runs_on_the_gpu_only():
+    spec = load_spec("full")
+    cases = expand(spec, cuda_available=True, default_threads=2)
+    assert {c.device for c in cases} == {"cuda"}
+    with pytest.raises(UsageError, match="--device cpu runs the sweep on the CPU"):
+        expand(spec, cuda_available=False, default_threads=2)
+    assert {c.device for c in expand(with_overrides(spec, {"device": "cpu"}), False, 2)} == {"cpu"}

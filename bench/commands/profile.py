@@ -15,6 +15,10 @@ from bench.workload import check_cases
 PROFILES_DIR = Path("reports") / "profiles"
 
 
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def resolve_cases(args: argparse.Namespace) -> list[Case]:
     overrides = {a.name: getattr(args, a.name) for a in INPUT_AXES}
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -23,6 +27,8 @@ def resolve_cases(args: argparse.Namespace) -> list[Case]:
     if args.case:
         cases = [Case.from_id(c) for c in args.case]
     else:
+        if overrides["device"] is None:  # one case: the GPU where there is one, not both devices
+            overrides["device"] = default_device()
         cases = expand(with_overrides(load_spec(), overrides), torch.cuda.is_available(), torch.get_num_threads())
         if len(cases) != 1:
             many = [a.name for a in AXES if len({getattr(c, a.name) for c in cases}) > 1]

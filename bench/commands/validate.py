@@ -43,6 +43,7 @@ def validation_cases(device: str, threads: int) -> list[Case]:
         backend="default",
         threads=threads,
         impl="module",
+        tf32="off",
     )
     return [
         Case(model="lstm", batch_size=1, seq_len=16, bidirectional=False, varlen="padded", **base),
@@ -73,8 +74,14 @@ def compare_case(case: Case) -> tuple[float, float, float, float, float]:
     ours_s = ref_s = 0.0
     with work.context():
         clock = clock_for(case.device)
-        # torch's Timer sets its own thread count (default 1): give it the case's.
-        timer = benchmark.Timer(stmt="step()", globals={"step": work.step.forward}, num_threads=case.threads)
+        # torch's Timer sets its own thread count (default 1): give it the case's. On CUDA
+        # it synchronizes once per block of runs, letting runs overlap the next one's
+        # launches, while the suite waits for each run: it is made to wait per run too,
+        # so that the two time the same thing and a difference is the harness's.
+        stmt = "step(); torch.cuda.synchronize()" if case.device == "cuda" else "step()"
+        timer = benchmark.Timer(
+            stmt=stmt, globals={"step": work.step.forward, "torch": torch}, num_threads=case.threads
+        )
         # ABBA order: each harness goes first in half the rounds, so neither
         # always inherits the other's cache and frequency state.
         for i in range(ROUNDS):
