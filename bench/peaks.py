@@ -13,11 +13,31 @@ from bench.backends import kernel_settings
 from bench.clocks import clock_for
 from bench.spec import Case
 from bench.stats import MIN_CI_SAMPLES
-from bench.timer import TimerConfig, measure
+from bench.timer import FixedCount, StopRule, TimerConfig, measure
 from bench.workload import DTYPES, thread_count
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
 PEAK_TIMER = TimerConfig(target_rel_ci=0.02, min_samples=MIN_CI_SAMPLES, max_samples=50, budget_s=1.0, warmup_s=0.1)
+# A dtype without fast kernels (float16 on many CPUs: 0.3 GFLOP/s measured on a 2-core
+# AMD EPYC, 57 s for one 2048 product) gets a smaller product, so a peak costs about a
+# second whatever the dtype: the size halves until one product is estimated under this.
+PROBE_SIZE = 256
+MAX_MATMUL_MS = 50.0
+
+
+def _matmul_ms(device: str, dtype: str, n: int, config: TimerConfig, stop: StopRule | None = None) -> list[float]:
+    a = torch.randn(n, n, device=device).to(DTYPES[dtype])
+    b = torch.randn(n, n, device=device).to(DTYPES[dtype])
+    return measure([("matmul", lambda: torch.mm(a, b))], config, clock_for(device), stop=stop).phases["matmul"]
+
+
+def matmul_size(device: str, dtype: str) -> int:
+    """The product size for a peak: ``MATMUL_SIZE``, smaller where one would be slow."""
+    probe_ms = min(_matmul_ms(device, dtype, PROBE_SIZE, TimerConfig(warmup_runs=1, warmup_s=0.0), FixedCount(2)))
+    n = MATMUL_SIZE[device]
+    while n > PROBE_SIZE and probe_ms * (n / PROBE_SIZE) ** 3 > MAX_MATMUL_MS:
+        n //= 2
+    return n
 
 
 def peak_gflop_per_s(device: str, dtype: str, threads: int, tf32: bool = False) -> float:
@@ -26,12 +46,9 @@ def peak_gflop_per_s(device: str, dtype: str, threads: int, tf32: bool = False) 
     Under the same kernel settings as the cases (``bench.backends``): with
     ``tf32`` the float32 matmul may use TF32 tensor cores, as the cases do.
     """
-    n = MATMUL_SIZE[device]
     with thread_count(threads), kernel_settings(device, "default", tf32), torch.inference_mode():
-        a = torch.randn(n, n, device=device).to(DTYPES[dtype])
-        b = torch.randn(n, n, device=device).to(DTYPES[dtype])
-        m = measure([("matmul", lambda: torch.mm(a, b))], PEAK_TIMER, clock_for(device))
-    best_ms = min(m.phases["matmul"])
+        n = matmul_size(device, dtype)
+        best_ms = min(_matmul_ms(device, dtype, n, PEAK_TIMER))
     return 2 * n**3 / (best_ms / 1e3) / 1e9
 
 

@@ -82,7 +82,7 @@ class LengthPlan:
 
     @classmethod
     def of(cls, lengths: torch.Tensor, device: torch.device) -> LengthPlan:
-        lengths = lengths.cpu()
+        lengths = lengths.cpu().long()  # one dtype for the stacked copy below
         sorted_len, order = lengths.sort(descending=True, stable=True)
         order_dev, inverse_dev, last_dev = to_device(torch.stack([order, order.argsort(), lengths - 1]), device)
         return cls(lengths, sorted_len.flip(0).tolist(), order_dev, inverse_dev, last_dev)
