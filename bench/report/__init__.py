@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.errors import UsageError
 from bench.report import sections_compare as compare
+from bench.report import sections_gpu
 from bench.report import sections_impl as impl
 from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
@@ -41,6 +42,7 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     doc.add(*compare.efficiency(df, out_dir))
     doc.add(*compare.training_split(df, out_dir))
     doc.add(*compare.backend(df, out_dir))
+    doc.add(*sections_gpu.gpu(df))
     doc.add(*tables.profiles(df, out_dir.parent / "profiles", out_dir))
     doc.add(*tables.problems(df))
     doc.add(*tables.summary(df))

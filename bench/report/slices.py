@@ -17,8 +17,9 @@ from bench.spec import AXES
 SERIES = ("model", "device", "machine")
 AXIS_NAMES = [a.name for a in AXES]
 # Fixed at this value where present, whatever is most common: the other
-# sections are about the nn.LSTM/nn.GRU modules, not the naive or compiled variants.
-PREFERRED = {"impl": "module"}
+# sections are about the nn.LSTM/nn.GRU modules, not the naive or compiled variants,
+# and about float32 as float32.
+PREFERRED = {"impl": "module", "tf32": "off"}
 # Below this a result counts as right against packing: float32 sums in another order
 # differ by ~1e-7, while reading the padding drifts by ~1e-2 and up.
 EXACT_TOL = 1e-4
