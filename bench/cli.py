@@ -51,9 +51,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--launcher", choices=["submitit"], help="how to launch --shards")
     p.add_argument("--cluster", choices=["auto", "local", "slurm"], default="auto", help="submitit cluster")
     p.add_argument("--partition", help="SLURM partition")
-    p.add_argument(
-        "--gpus-per-shard", type=int, default=0, help="GPUs per job (local CUDA shards: 1 when not given)"
-    )
+    p.add_argument("--gpus-per-shard", type=int, default=0, help="GPUs per job (local CUDA shards: 1 when not given)")
     p.add_argument("--timeout-min", type=int, default=60, help="job time limit in minutes")
     p.add_argument("--no-wait", action="store_true", help="submit and exit; merge later with `bench merge`")
     p.add_argument("--parallel-local", action="store_true", help="local shards at once (spoils timings)")
