@@ -99,9 +99,12 @@ def test_environment_change_is_refused_unless_allowed(tmp_path, capsys):
     a = write_run(tmp_path / "a.csv", {1: noise(rng)})
     b = write_run(tmp_path / "b.csv", {1: noise(rng)}, torch_version="2.14.1")
     assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c")]) == 2
-    err = capsys.readouterr().err
-    assert "ENVIRONMENT CHANGED: cpu torch_version: 2.13.0 -> 2.14.1" in err and "--allow-env-change" in err
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "cpu torch_version: 2.13.0 -> 2.14.1" in err and "--allow-env-change" in err
+    assert err.index("--against REF") < err.index("nox -s baseline") < err.index("--allow-env-change")
     assert main(["compare", str(a), str(b), "--allow-env-change", "--out", str(tmp_path / "c")]) == 0
+    assert "ENVIRONMENT CHANGED: cpu torch_version: 2.13.0 -> 2.14.1" in capsys.readouterr().err
     assert "WARNING: the runs come from different environments" in (tmp_path / "c" / "compare.md").read_text()
 
 
@@ -214,3 +217,17 @@ def test_paired_blocks_cancel_drift(tmp_path):
     slower = (11 * drift * rng.lognormal(0, 0.01, 100), blocks)
     assert judge(base, same, CompareConfig(), rng)["verdict"] == "unchanged"
     assert judge(base, slower, CompareConfig(), rng)["verdict"] == "regression"
+
+
+def test_ci_gate_refuses_a_baseline_from_another_cpu_with_the_useful_fixes(tmp_path):
+    from bench.commands.ci import gate
+
+    rng = np.random.default_rng(6)
+    xeon, epyc = {case(1): noise(rng)}, {case(1): noise(rng)}
+    baseline = factories.write_run(tmp_path / "baseline.csv", xeon, cpu_model="Intel(R) Xeon(R) Processor")
+    current = factories.write_run(tmp_path / "current.csv", epyc, cpu_model="AMD EPYC")
+    with pytest.raises(UsageError) as refused:
+        gate(baseline, current, tmp_path / "out", 0.05, allow_env_change=False)
+    message = str(refused.value)
+    assert "\n" not in message and "cpu_model" in message and "AMD EPYC" in message
+    assert "--against REF" in message and "nox -s baseline" in message

@@ -109,13 +109,16 @@ def compare(
 ) -> int:
     """Compare two runs; write compare.md, compare.csv and the plot; 1 on a regression if asked."""
     result, changes = compare_runs(baseline, current, config)
-    if changes:
-        for line in changes:
-            print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
-        if not allow_env_change:
-            raise UsageError(
-                "the runs come from different environments (see above); compare anyway with --allow-env-change"
-            )
+    if changes and not allow_env_change:
+        # Timings from two machines or builds say nothing about the code: point at
+        # the fixes that measure both sides here before the override.
+        raise UsageError(
+            f"the runs come from different environments ({'; '.join(changes)}): measure both sides here "
+            "with `python -m bench ci --against REF`, or refresh the baseline on this machine "
+            "(`nox -s baseline`); --allow-env-change compares anyway"
+        )
+    for line in changes:
+        print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
     out = out or Path("reports") / "compare" / f"{baseline.stem}--{current.stem}"
     out.mkdir(parents=True, exist_ok=True)
     plot = ratio_plot(result, config.threshold, out)
