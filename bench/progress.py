@@ -1,7 +1,6 @@
-"""Progress bar and end-of-run table (rich when installed, plain lines otherwise).
+"""Progress bar and end-of-run table, with rich (a required dependency).
 
-rich is optional here so that ``python -m bench`` runs where only torch, pandas
-and matplotlib are installed (e.g. a locked-down GPU machine).
+A terminal gets a live bar; a log file or CI job gets one plain line per case.
 """
 
 from __future__ import annotations
@@ -9,14 +8,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bench.results import Row
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-try:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.table import Table
-except ImportError:  # pragma: no cover - exercised only without rich
-    Console = None  # type: ignore[assignment,misc]
+from bench.results import Row
 
 
 class Bar:
@@ -27,7 +23,7 @@ class Bar:
         self.done = 0
         self._progress = None
         # A log file or CI job gets one plain line per case; a terminal gets a live bar.
-        if Console is not None and Console(stderr=True).is_terminal:
+        if Console(stderr=True).is_terminal:
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -82,16 +78,12 @@ def summary_table(rows: Sequence[Row], limit: int = 30) -> None:
     ok = sorted((r for r in rows if r.status == "ok"), key=lambda r: -(r.median_ms or 0.0))
     shown = failed + ok[: max(0, limit - len(failed))]
     headers = ["case_id", "status", "median_ms", "95% CI", "tokens/s", "efficiency"]
-    if Console is None:
-        for r in shown:
-            print("  ".join(_cells(r)), file=sys.stderr)
-    else:
-        table = Table(*headers, title=f"{len(rows)} cases ({len(failed)} failed); slowest first")
-        for r in shown:
-            table.add_row(*_cells(r))
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            console.width = 160  # logs and CI: room for whole case ids
-        console.print(table)
+    table = Table(*headers, title=f"{len(rows)} cases ({len(failed)} failed); slowest first")
+    for r in shown:
+        table.add_row(*_cells(r))
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.width = 160  # logs and CI: room for whole case ids
+    console.print(table)
     if len(rows) > len(shown):
         print(f"... and {len(rows) - len(shown)} faster cases in the CSV", file=sys.stderr)

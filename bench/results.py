@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import fcntl
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 import pandas as pd
 
@@ -241,14 +241,16 @@ class AppendWriter:
         self.path = path
         self.columns = columns
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock: filelock.BaseFileLock | None = None
+        if exclusive:  # two runs appending to one file would interleave rows
+            # filelock (a torch dependency) works on every OS; the lock file sits beside the CSV.
+            self._lock = filelock.FileLock(str(path) + ".lock")
+            try:
+                self._lock.acquire(timeout=0)
+            except filelock.Timeout:
+                raise UsageError(f"{path}: another run is writing this file") from None
         new = not path.exists() or path.stat().st_size == 0
         self._file = path.open("a", newline="", encoding="utf-8")
-        if exclusive:
-            try:  # two runs appending to one file would interleave rows
-                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self._file.close()
-                raise UsageError(f"{path}: another run is writing this file") from None
         self._writer = csv.DictWriter(self._file, fieldnames=columns, lineterminator="\n")
         if new:
             self._writer.writeheader()
@@ -269,6 +271,10 @@ class AppendWriter:
 
     def close(self) -> None:
         self._file.close()
+        if self._lock is not None:
+            self._lock.release()
+            Path(self._lock.lock_file).unlink(missing_ok=True)  # no lock file left beside the results
+            self._lock = None
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -93,3 +93,17 @@ def test_history_reads_pandas_copies_like_the_originals(tmp_path, capsys):
     steps = [pd.read_csv(tmp_path / f"h-{f}" / "steps.csv") for f in ("orig", "copies")]
     assert len(steps[0]) == len(CASES)
     pd.testing.assert_frame_equal(steps[0], steps[1])
+
+
+def test_two_writers_never_share_a_results_file(tmp_path):
+    from bench.errors import UsageError
+    from bench.results import COLUMNS, AppendWriter
+
+    path = tmp_path / "run.csv"
+    first = AppendWriter(path, COLUMNS, exclusive=True)
+    with pytest.raises(UsageError, match="another run is writing this file"):
+        AppendWriter(path, COLUMNS, exclusive=True)
+    first.close()
+    again = AppendWriter(path, COLUMNS, exclusive=True)  # free once the first is closed
+    again.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.csv"]  # no lock file left behind

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.table import Table as RichTable
 
 from bench.compare import VERDICTS, CompareConfig, compare_runs, parse_threshold
 from bench.errors import UsageError
@@ -80,12 +82,6 @@ def markdown(
 
 
 def terminal_table(result: pd.DataFrame) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table as RichTable
-    except ImportError:  # plain text where rich is missing
-        print(result[["case_id", "baseline_ms", "current_ms", "ratio", "verdict"]].to_string(), file=sys.stderr)
-        return
     table = RichTable("case", "baseline ms", "current ms", "ratio", "verdict")
     style = {"regression": "bold red", "improvement": "green", "failed": "red", "missing": "yellow"}
     for r in result.itertuples():
