@@ -120,7 +120,10 @@ def build_parser(prog: str = "python -m bench") -> Parser:
     h.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 if the newest runs brought a regression step"
     )
-    sub.add_parser("env", help="print the environment and the measured device peaks")
+    e = sub.add_parser("env", help="print the environment and the measured device peaks")
+    e.add_argument(
+        "--check", action="store_true", help="instead: the machine's noise sources (governor, boost, load, ...)"
+    )
     v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     add_ci_parser(sub)
@@ -167,7 +170,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m bench") -> in
         if args.command == "env":
             from bench.commands.env import cmd_env
 
-            return cmd_env()
+            return cmd_env(check=args.check)
         if args.command == "validate":
             from bench.commands.validate import cmd_validate
 

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.noise import contended_note
 from bench.spec import AXES, CASE_COLUMN_NAMES, INPUT_AXES, Case
 from bench.stats import summarize
 from bench.timer import Measurement
@@ -125,6 +126,8 @@ class Row:
     max_abs_err: float | None = None  # outputs against the packed module
     state_max_abs_err: float | None = None  # final states against the packed module
     compile_s: float | None = None
+    other_cpu_cores: float | None = None  # cores other processes kept busy while the case ran
+    load_avg_1m: float | None = None  # the machine's load average as the case ended
     note: str = ""
     run_id: str = ""
     timestamp: str = ""
@@ -189,6 +192,9 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         )
     if m.reached_target is None:
         notes.append("no precision target")
+    contended = contended_note(row.other_cpu_cores)
+    if contended:
+        notes.append(contended)
     if outcome.schedule:
         notes.append(outcome.schedule)
     row.note = "; ".join(notes)

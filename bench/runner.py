@@ -9,6 +9,7 @@ shard launchers hand it to their jobs as it is (no argv re-parsing).
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from bench.clocks import clock_for
 from bench.errors import UsageError
 from bench.failures import failure
 from bench.isolate import run_in_child
+from bench.noise import CpuWatch, oversubscribed
 from bench.peaks import PeakCache
 from bench.results import (
     COLUMNS,
@@ -70,7 +72,7 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         work = build(case)
-        with work.context():
+        with work.context(), CpuWatch() as watch:
             m = measure(work.phases, config, clock_for(case.device), work.before_sample)
             # Allocator peak over build + warm-up + samples (weights, inputs, activations),
             # read before the error check below builds a reference model.
@@ -79,6 +81,8 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
             extra = work.extra_columns()  # after timing: nothing of it lands in the samples
         if cuda:
             extra["peak_mem_mb"] = peak_mem_mb
+        if watch.result is not None:
+            extra.update(watch.result.columns())
         return Measured(m, work.facts(), peak, config.target_rel_ci, extra, kernel_settings=settings)
     except Exception as e:
         return failure(e)
@@ -114,7 +118,9 @@ def run_group(cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, floa
 
 
 def _measure_group(works: Sequence[Workload], config: TimerConfig, peaks: dict[Case, float]) -> dict[Case, Outcome]:
-    results, rounds = measure_together(works, config)
+    with CpuWatch() as watch:
+        results, rounds = measure_together(works, config)
+    noise = watch.result.columns() if watch.result is not None else {}
     side = f"side by side with {len(works) - 1} other variant(s) in {rounds} rounds"
     done: dict[Case, Outcome] = {}
     for work, result in results:
@@ -124,7 +130,7 @@ def _measure_group(works: Sequence[Workload], config: TimerConfig, peaks: dict[C
         try:
             with work.context():
                 settings = settings_now(work.case.device)
-                extra = work.extra_columns()
+                extra = work.extra_columns() | noise
             peak = peaks[work.case]
             done[work.case] = Measured(result, work.facts(), peak, config.target_rel_ci, extra, side, settings)
         except Exception as e:
@@ -228,6 +234,9 @@ def run_sweep(
         "started": now_iso(),
     }
     write_json_atomic(json_path, meta)
+    warning = oversubscribed(max((c.threads for c in todo), default=0))
+    if warning:
+        print(warning, file=sys.stderr)
     rows_out = AppendWriter(out, COLUMNS, exclusive=True)
     samples_out = AppendWriter(samples_path, SAMPLE_COLUMNS)
     rows: list[Row] = []
