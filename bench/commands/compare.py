@@ -119,6 +119,8 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     plot = ratio_plot(result, config.threshold, out)
     write_text_atomic(out / "compare.md", markdown(result, changes, baseline, current, config, plot))
+    # For a CI job summary: the same text without the plot, which a summary cannot show.
+    write_text_atomic(out / "summary.md", markdown(result, changes, baseline, current, config, None))
     write_text_atomic(out / "compare.csv", result.to_csv(index=False))
     terminal_table(result)
     counts = result["verdict"].value_counts()
