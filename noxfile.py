@@ -109,6 +109,33 @@ def bench_ci(session: nox.Session) -> None:
     session.run(PYTHON, "-m", "bench", "ci", *session.posargs)
 
 
+LOCK_HEADER = """\
+# The lock: every package of the test, bench and lint environments and nox itself,
+# direct and transitive, pinned exactly; every nox session and CI install from it.
+# Benchmark numbers are only comparable when the software under them is the same
+# (sympy, for one, drives torch.compile and so compile_s). Refresh with `nox -s lock`
+# (it keeps the pins below that still resolve, then pins whatever came in). No hashes:
+# pip writes them only from an index, and the dev/CI machines take torch from disk.
+# On the dev/CI machines torch==2.13.0 is the CPU wheel on their disk; elsewhere
+# PyPI's torch==2.13.0 on Linux is the multi-GB CUDA build: pick the build with
+# RNNBENCH_TORCH (README, "Which torch gets installed").
+"""
+
+
+@nox.session(venv_backend="venv")
+def lock(session: nox.Session) -> None:
+    """Re-resolve the environments in a fresh venv, under the current pins, and rewrite constraints.txt."""
+    session.install("-c", str(CONSTRAINTS), "-e", ".[test,lint]", "nox")
+    frozen = session.run("python", "-m", "pip", "freeze", "--exclude-editable", silent=True) or ""
+    # torch's local version label (+cpu, +cu126) names the build, which RNNBENCH_TORCH picks.
+    pins = sorted(
+        (line.split("+")[0] for line in frozen.splitlines() if "==" in line and not line.startswith("#")),
+        key=str.lower,
+    )
+    CONSTRAINTS.write_text(LOCK_HEADER + "\n".join(pins) + "\n")
+    session.log(f"{len(pins)} packages pinned in {CONSTRAINTS.name}")
+
+
 @nox.session(venv_backend=VENV_BACKEND)
 def suite(session: nox.Session) -> None:
     """The CI suite under pytest-benchmark, pytest flags passed on (`-- --benchmark-json=ci.json`)."""
