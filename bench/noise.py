@@ -81,8 +81,12 @@ def contention_between(start: CpuTimes | None, end: CpuTimes | None) -> Contenti
         return None
     busy = (end.busy_s - start.busy_s) + (end.steal_s - start.steal_s)
     own = end.own_s - start.own_s
-    # /proc/stat ticks at 1/CLK_TCK (10 ms): never below zero from rounding.
-    other = max(0.0, busy - own) / (end.wall_s - start.wall_s)
+    # Both counters move in ticks of 1/CLK_TCK (10 ms), /proc/stat's once per CPU: a
+    # difference can be off by that much without anyone else running. Over a 0.2 s
+    # case on 2 CPUs that is 0.15 core, so the granularity is taken off: the value is
+    # what other processes used at least (a quiet dev VM showed 0.13 core without it).
+    granularity = ((os.cpu_count() or 1) + 1) / os.sysconf("SC_CLK_TCK")
+    other = max(0.0, busy - own - granularity) / (end.wall_s - start.wall_s)
     return Contention(other, load_average())
 
 
