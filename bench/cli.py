@@ -36,6 +36,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     for axis in INPUT_AXES:
         p.add_argument(axis.flag, dest=axis.name, metavar="V[,V...]", help=axis.describe())
     p.add_argument("--out", type=Path, help="results CSV (default: results/<run_id>.csv)")
+    add_model_path_flag(p)
     p.add_argument("--resume", action="store_true", help="skip cases already in --out and append the rest")
     p.add_argument("--budget-s", type=float, help="sampling time per case (overrides the spec's timer)")
     p.add_argument("--target-ci", type=float, help="target CI half-width as a fraction of the median")
@@ -68,7 +69,10 @@ def add_ci_parser(sub: argparse._SubParsersAction) -> None:
         default="",
         help="command prefix for the current side, to test the gate itself (e.g. 'taskset -c 0')",
     )
-    parser.add_argument("--preset", default="ci", help="the preset whose cases the gate measures (ci)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--preset", default="ci", help="the preset whose cases the gate measures (ci)")
+    which.add_argument("--spec", type=Path, help="instead of a preset: a spec TOML (e.g. one naming your model)")
+    add_model_path_flag(parser)
     parser.add_argument("--threshold", default="5%", help="slowdown that counts (5%%)")
     parser.add_argument("--out", type=Path, help="output folder (reports/ci)")
     parser.add_argument("--refresh-baseline", action="store_true", help="measure and write --baseline, no compare")
@@ -79,6 +83,16 @@ def version() -> str:
         return importlib.metadata.version("rnnbench")
     except importlib.metadata.PackageNotFoundError:  # a plain checkout, not installed
         return "unknown (not installed)"
+
+
+def add_model_path_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder to import --model PACKAGE.MODULE:FACTORY from (repeatable; also the working directory)",
+    )
 
 
 def build_parser(prog: str = "python -m bench") -> Parser:
@@ -113,6 +127,7 @@ def build_parser(prog: str = "python -m bench") -> Parser:
     pr.add_argument("--torch", action="store_true", help="only the torch.profiler tables and trace")
     pr.add_argument("--seconds", type=int, default=5, help="py-spy sampling time per output file (5)")
     pr.add_argument("--out", type=Path, help="output root (default: reports/profiles/)")
+    add_model_path_flag(pr)
     h = sub.add_parser("history", help="trends across runs and the steps in them")
     h.add_argument("runs", nargs="+", type=Path, help="run CSVs or folders of them")
     h.add_argument("--out", type=Path, help="output folder (default: reports/history/)")
@@ -138,6 +153,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m bench") -> in
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(prog).parse_args(argv)
+        if getattr(args, "model_path", None):
+            from bench.usermodels import add_model_paths
+
+            add_model_paths(args.model_path)
         if args.command == "run":
             from bench.commands.run import cmd_run
 

@@ -24,7 +24,7 @@ from bench.stats import MIN_CI_SAMPLES
 # Differences in these mean the two runs measured different things.
 ENV_FIELDS = ("torch_version", "cuda_version", "cudnn_version", "cpu_model", "gpu_name")
 BOOTSTRAP_RESAMPLES = 2000
-VERDICTS = ("regression", "improvement", "unchanged", "missing", "failed")
+VERDICTS = ("regression", "improvement", "unchanged", "missing", "failed", "unsupported")
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,9 @@ def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[
         else:
             bs, cs = b.loc[case_id, "status"], c.loc[case_id, "status"]
             row.update(baseline_ms=b.loc[case_id, "median_ms"], current_ms=c.loc[case_id, "median_ms"])
-            if bs != "ok" or cs != "ok":
+            if bs == cs == "unsupported":  # the model declines the case in both: nothing to judge
+                row.update(verdict="unsupported", why=f"unsupported in both runs: {c.loc[case_id, 'error']}")
+            elif bs != "ok" or cs != "ok":
                 message = c.loc[case_id, "error"] if cs != "ok" else b.loc[case_id, "error"]
                 row.update(verdict="failed", why=f"status {bs} -> {cs}: {message}".strip(": "))
             elif case_id not in base_samples or case_id not in cur_samples:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from bench.results import Failed
+from bench.usermodels import Unsupported
 
 # Allocation failures as torch, cuDNN, cuBLAS and the CPU allocator word them. Not
 # every message with "memory" in it: "an illegal memory access was encountered"
@@ -48,4 +49,6 @@ def one_line(error: BaseException) -> str:
 
 
 def failure(error: BaseException) -> Failed:
+    if isinstance(error, Unsupported):  # a user's factory refused the case
+        return Failed("unsupported", str(error)[:500])
     return Failed("oom" if is_oom(error) else "error", one_line(error))

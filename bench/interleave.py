@@ -39,7 +39,8 @@ class Worker:
     """A ``bench.worker`` child running one tree's code."""
 
     def __init__(self, tree: Path, wrap: Sequence[str] = ()) -> None:
-        env = os.environ | {"PYTHONPATH": str(tree)}
+        # The tree first (its own bench and models), then what --model-path added.
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (str(tree), os.environ.get("PYTHONPATH"))))}
         self.proc = subprocess.Popen(
             [*wrap, sys.executable, "-m", "bench.worker"],
             cwd=tree,
@@ -74,7 +75,9 @@ class SideWriter:
 
     def write(self, case: Case, ready: dict, blocks: list[dict[str, list[float]]]) -> None:
         if "error" in ready:
-            outcome: Measured | Failed = Failed("oom" if ready.get("oom") else "error", ready["error"])
+            # "status" since unsupported rows; older workers send only "oom".
+            status = ready.get("status") or ("oom" if ready.get("oom") else "error")
+            outcome: Measured | Failed = Failed(status, ready["error"])
             self.rows.write(make_row(case, outcome, {}, self.run_id))
             return
         phases = {name: [ms for b in blocks for ms in b[name]] for name in blocks[0]}

@@ -68,7 +68,8 @@ def _cells(row: Row) -> list[str]:
         f"{row.median_ms:.3f}",
         f"±{half:.1%}",
         f"{row.tokens_per_s:.3g}",
-        f"{row.efficiency:.1%}" + (" noisy" if row.note.startswith("noisy") else ""),
+        ("" if row.efficiency is None else f"{row.efficiency:.1%}")  # None: a model without a FLOP count
+        + (" noisy" if row.note.startswith("noisy") else ""),
     ]
 
 

@@ -50,7 +50,8 @@ from bench.timer import Measurement
 SCHEMA_VERSION = 1
 READABLE_VERSIONS = (1,)
 
-STATUSES = ("ok", "oom", "error")
+STATUSES = ("ok", "oom", "error", "unsupported")
+FAILED_STATUSES = ("oom", "error")  # unsupported: a user's model declined the case, nothing failed
 SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "ms")
 BLOCK_SAMPLE_COLUMNS: tuple[str, ...] = (*SAMPLE_COLUMNS, "block")
 
@@ -71,7 +72,7 @@ class WorkFacts:
 
     valid_tokens: int
     padding_fraction: float
-    gflop: float
+    gflop: float | None  # None: not counted (a user's model FlopCounterMode counts nothing of)
 
 
 @dataclass(frozen=True)
@@ -175,16 +176,19 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     row.tokens_per_s = facts.valid_tokens / seconds
     row.padding_fraction = facts.padding_fraction
     row.gflop = facts.gflop
-    row.gflop_per_s = facts.gflop / seconds
     row.peak_gflop_per_s = outcome.peak_gflop_per_s
     row.kernel_settings = outcome.kernel_settings
-    peak = outcome.peak_gflop_per_s
-    row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
+    if facts.gflop is not None:
+        row.gflop_per_s = facts.gflop / seconds
+        peak = outcome.peak_gflop_per_s
+        row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
     for name, value in outcome.extra.items():
         if name not in MEASURE_COLUMNS:  # a typo here would silently drop a column
             raise KeyError(f"{name!r} is not a results column")
         setattr(row, name, value)
     notes = []
+    if facts.gflop is None:
+        notes.append("no FLOP count: FlopCounterMode counted none of this model's ops")
     if m.reached_target is False and outcome.target_rel_ci is not None:
         notes.append(
             f"noisy: CI ±{s.rel_ci_half_width:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "

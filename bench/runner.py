@@ -27,6 +27,7 @@ from bench.noise import CpuWatch, oversubscribed
 from bench.peaks import PeakCache
 from bench.results import (
     COLUMNS,
+    FAILED_STATUSES,
     SAMPLE_COLUMNS,
     SCHEMA_VERSION,
     AppendWriter,
@@ -154,7 +155,7 @@ class SweepResult:
 
     @property
     def failed(self) -> int:
-        return sum(r.status != "ok" for r in self.rows)
+        return sum(r.status in FAILED_STATUSES for r in self.rows)
 
 
 def plan(options: SweepOptions, shard: tuple[int, int] | None = None) -> tuple[list[Case], list[Case]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -57,6 +58,8 @@ class Axis:
     id_prefix: str = ""  # before the value in a case_id: b32, l64, ...
     id_words: tuple[str, str] = ("true", "false")  # a bool's true/false in a case_id
     id_omitted: Any = None  # a value that adds nothing to the case_id (ids stay as before the axis)
+    pattern: str = ""  # words matching this regular expression are allowed besides the choices
+    pattern_help: str = ""  # what such a word is, for messages
 
     @property
     def flag(self) -> str:
@@ -99,6 +102,8 @@ def _axis(kind: str, default: tuple[Any, ...], help: str, **more: Any) -> Any:
     return field(metadata={"axis": {"kind": kind, "default": default, "help": help, **more}})
 
 
+# A user's model: an importable module and the factory in it that builds the model.
+MODEL_REFERENCE = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*"
 EXAMPLE_ID = "lstm-cpu-float32-inference-b32-l64-n1-uni-packed-uniform-e256-h512-v100-default-t2"
 
 
@@ -109,7 +114,14 @@ class Case:
     Field order is the order of CSV columns, case_id parts and grid nesting.
     """
 
-    model: str = _axis("word", ("lstm", "gru"), "recurrent model", choices=("lstm", "gru"))
+    model: str = _axis(
+        "word",
+        ("lstm", "gru"),
+        "recurrent model: the suite's lstm or gru, or your own as PACKAGE.MODULE:FACTORY (docs/user-models.md)",
+        choices=("lstm", "gru"),
+        pattern=MODEL_REFERENCE,
+        pattern_help="a model reference PACKAGE.MODULE:FACTORY",
+    )
     device: str = _axis(
         "word", ("auto",), "device (auto: the CPU, and CUDA where present)", choices=("auto", "cpu", "cuda")
     )
@@ -150,6 +162,11 @@ class Case:
         id_prefix="tf32",
         id_omitted="off",
     )
+
+    @property
+    def user_model(self) -> bool:
+        """A model of the user's, named by ``PACKAGE.MODULE:FACTORY``, not the suite's own."""
+        return self.model not in ("lstm", "gru")
 
     @property
     def packed(self) -> bool:
@@ -285,8 +302,9 @@ def parse_value(axis: Axis, raw: Any, where: str) -> Any:
     if not isinstance(raw, str) or not raw.strip():
         raise UsageError(f"{where}: {raw!r} is not a word")
     value = raw.strip()
-    if axis.choices and value not in axis.choices:
-        raise UsageError(f"{where}: {value!r} is not allowed (choose from {', '.join(axis.choices)})")
+    if axis.choices and value not in axis.choices and not (axis.pattern and re.fullmatch(axis.pattern, value)):
+        also = f", or {axis.pattern_help}" if axis.pattern_help else ""
+        raise UsageError(f"{where}: {value!r} is not allowed (choose from {', '.join(axis.choices)}{also})")
     return value
 
 

@@ -70,7 +70,8 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                 reply = {"error": f"unknown request {sorted(request)}"}
         except Exception as e:
             failed = failure(e)
-            reply = {"error": failed.error, "oom": failed.status == "oom", "trace": traceback.format_exc(limit=3)}
+            trace = traceback.format_exc(limit=3)
+            reply = {"error": failed.error, "oom": failed.status == "oom", "status": failed.status, "trace": trace}
         stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
     release(work)

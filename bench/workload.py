@@ -13,18 +13,29 @@ apart, in ``compile_s``, and out of the samples).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from bench.backends import kernel_settings
 from bench.errors import UsageError
 from bench.results import WorkFacts
 from bench.spec import Case
 from bench.timer import Phase
+from bench.usermodels import (
+    Unsupported,
+    accepts,
+    build_model,
+    counted_gflop,
+    describe,
+    load_factory,
+    output_of,
+)
 from rnnmodels import MODEL_CLASSES, RecurrentModel, forward_flops, padding_fraction, synthetic_batch
 from rnnmodels.data import parse_lengths
 from rnnmodels.flops import training_flops
@@ -59,7 +70,7 @@ class Step:
     waiting for the garbage collector (which the timer pauses).
     """
 
-    model: RecurrentModel
+    model: nn.Module  # the suite's RecurrentModel, or a user's model (bench.usermodels)
     tokens: torch.Tensor
     lengths: torch.Tensor
     runner: Callable[..., Any] | None = None  # the compiled model, for impl=compiled
@@ -68,8 +79,7 @@ class Step:
     def forward(self) -> torch.Tensor:
         # Not `runner or model`: a compiled module's truth test asks the model for len().
         model = self.runner if self.runner is not None else self.model
-        out, _ = model(self.tokens, self.lengths)
-        return out
+        return output_of(model(self.tokens, self.lengths))
 
     def train_forward(self) -> None:
         # The sum keeps every output in the graph; float() so bf16 sums don't saturate.
@@ -88,9 +98,10 @@ class Workload:
     case: Case
     step: Step
     compile_s: float | None = None
+    user_gflop: float | None = None  # a user model's FLOPs, as FlopCounterMode counted one step
 
     @property
-    def model(self) -> RecurrentModel:
+    def model(self) -> nn.Module:
         return self.step.model  # the eager model; its weights are the reference's too
 
     @property
@@ -117,8 +128,12 @@ class Workload:
         return padding_fraction(self.lengths, self.case.seq_len)
 
     @property
-    def gflop(self) -> float:
+    def gflop(self) -> float | None:
+        """Useful work of one step: the formulas' count over valid tokens for the suite's
+        models; for a user's model what FlopCounterMode counted (None: nothing counted)."""
         c = self.case
+        if c.user_model:
+            return self.user_gflop
         fwd = forward_flops(c.model, self.valid_tokens, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs)
         return (training_flops(fwd) if c.mode == "training" else fwd) / 1e9
 
@@ -153,7 +168,45 @@ class Workload:
         if self.case.mode == "training":
             self.model.zero_grad(set_to_none=True)
 
-    def errors(self) -> tuple[float, float]:
+    def count_user_gflop(self) -> None:
+        """For a user's model: count one step's FLOPs (forward, and backward when training)."""
+
+        def step() -> None:
+            self.before_sample()
+            for _, run in self.phases:
+                run()
+
+        self.user_gflop = counted_gflop(step)
+
+    def user_errors(self) -> tuple[float | None, None]:
+        """A user's model against itself built with ``varlen="packed"`` (same weights and
+        inputs): outputs at valid positions. None where it has no packed mode to compare with."""
+        c = self.case
+        if c.varlen == "packed":
+            return 0.0, None
+        try:
+            reference = build_model(c, varlen="packed") if accepts(load_factory(c.model), "varlen") else None
+            if reference is not None:
+                reference.load_state_dict(self.model.state_dict())
+        except (Unsupported, RuntimeError, TypeError):
+            return None, None  # no packed mode, or one with other weights: nothing to compare
+        if reference is None:
+            return None, None
+        reference.to(device=c.device, dtype=DTYPES[c.dtype]).train(self.model.training)
+        with torch.no_grad():
+            out = self.step.forward()
+            expected = output_of(reference(self.tokens, self.lengths))
+        if out.shape != expected.shape or out.dim() < 2:
+            return None, None
+        valid = torch.arange(c.seq_len).unsqueeze(1) < self.lengths.unsqueeze(0)  # (L, B)
+        if tuple(out.shape[:2]) == (c.batch_size, c.seq_len) and c.batch_size != c.seq_len:
+            valid = valid.T  # batch-first output
+        elif tuple(out.shape[:2]) != (c.seq_len, c.batch_size):
+            return None, None  # neither layout: no way to tell the padding apart
+        diff = (out.float() - expected.float()).abs()[valid.to(out.device)]
+        return float(diff.max()), None
+
+    def errors(self) -> tuple[float | None, float | None]:
         """Largest differences from the packed ``module`` reference: outputs at
         valid positions, and final states.
 
@@ -162,6 +215,8 @@ class Workload:
         and padded final states are taken after the padding.
         """
         c = self.case
+        if c.user_model:
+            return self.user_errors()
         reference = MODEL_CLASSES[c.model](
             c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs, use_pack=True
         )
@@ -180,6 +235,8 @@ class Workload:
     def extra_columns(self) -> dict[str, float | None]:
         """The row's columns besides timings: errors against packing, compile time."""
         out_err, state_err = self.errors()
+        if self.case.user_model:
+            self.count_user_gflop()
         return {"max_abs_err": out_err, "state_max_abs_err": state_err, "compile_s": self.compile_s}
 
     @contextlib.contextmanager
@@ -199,8 +256,21 @@ class Workload:
 def build(case: Case) -> Workload:
     """Model (seeded weights) and a seeded batch for ``case``, on its device."""
     torch.manual_seed(WEIGHT_SEED)
+    if case.user_model:
+        if case.impl == "cells":
+            raise Unsupported("impl=cells is the suite's own cell loop; a user's model runs as it is (module)")
+        model = build_model(case)
+    else:
+        model = _suite_model(case)
+    model = model.to(device=case.device, dtype=DTYPES[case.dtype])
+    model.train(case.mode == "training")
+    tokens, lengths = synthetic_batch(case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED)
+    return Workload(case, Step(model, tokens.to(case.device), lengths))
+
+
+def _suite_model(case: Case) -> RecurrentModel:
     model_class = MODEL_CLASSES[case.model]
-    model = model_class(
+    return model_class(
         case.vocab_size,
         case.embedding_dim,
         case.hidden_size,
@@ -209,10 +279,6 @@ def build(case: Case) -> Workload:
         varlen=case.varlen,  # type: ignore[arg-type]
         impl="cells" if case.impl == "cells" else "module",
     )
-    model = model.to(device=case.device, dtype=DTYPES[case.dtype])
-    model.train(case.mode == "training")
-    tokens, lengths = synthetic_batch(case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED)
-    return Workload(case, Step(model, tokens.to(case.device), lengths))
 
 
 def dtype_supported(device: str, dtype: str) -> str | None:
@@ -227,8 +293,31 @@ def dtype_supported(device: str, dtype: str) -> str | None:
     return None
 
 
+def check_user_model(reference: str, cases: Sequence[Case]) -> None:
+    """Import a user's factory and run one forward of a small CPU copy of the first of its
+    cases that it builds: a broken reference or model is one line before anything runs."""
+    load_factory(reference)
+    for case in cases:
+        small = dataclasses.replace(
+            case, device="cpu", dtype="float32", mode="inference", batch_size=2, seq_len=min(case.seq_len, 4)
+        )
+        small = dataclasses.replace(small, lengths="full", threads=1, tf32="off")
+        try:
+            work = build(small)
+        except Unsupported:
+            continue  # its rows will say so; try the next case
+        except Exception as e:
+            raise UsageError(f"--model {reference}: building {case.case_id} failed ({describe(e)})") from None
+        try:
+            with torch.no_grad():
+                work.step.forward()
+        except Exception as e:
+            raise UsageError(f"--model {reference}: forward failed for {case.case_id} ({describe(e)})") from None
+        return
+
+
 def check_cases(cases: Sequence[Case]) -> None:
-    """What only torch can check, before anything runs: length distributions and dtypes."""
+    """What only torch can check, before anything runs: length distributions, dtypes, user models."""
     for seq_len, lengths in sorted({(c.seq_len, c.lengths) for c in cases}):
         try:
             parse_lengths(lengths, seq_len)
@@ -238,3 +327,5 @@ def check_cases(cases: Sequence[Case]) -> None:
         why = dtype_supported(device, dtype)
         if why:
             raise UsageError(f"--dtype: {dtype} does not run on {device} here ({why})")
+    for reference in sorted({c.model for c in cases if c.user_model}):
+        check_user_model(reference, [c for c in cases if c.model == reference])

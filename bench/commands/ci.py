@@ -56,10 +56,20 @@ def suite_command(out_csv: Path, *selection: str) -> list[str]:
     ]
 
 
-def run_suite(tree: Path, out_csv: Path, preset: str) -> None:
+def selection(args: argparse.Namespace) -> str:
+    """The suite's case selection: the preset, or the spec file (absolute: the suite runs in other trees)."""
+    if args.spec is not None:
+        if not args.spec.is_file():
+            raise UsageError(f"--spec {args.spec}: no such file")
+        return f"--suite-spec={args.spec.resolve()}"
+    return f"--suite-preset={args.preset}"
+
+
+def run_suite(tree: Path, out_csv: Path, which: str) -> None:
     """One pass of the pytest-benchmark suite in ``tree``, with ``tree``'s own code."""
-    cmd = suite_command(out_csv, f"--suite-preset={preset}")
-    env = os.environ | {"PYTHONPATH": str(tree)}
+    cmd = suite_command(out_csv, which)
+    # The tree first (its own bench and models), then what --model-path added.
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (str(tree), os.environ.get("PYTHONPATH"))))}
     print(f"[bench_ci] {tree.name}: {out_csv.name}", file=sys.stderr, flush=True)
     done = subprocess.run(cmd, cwd=tree, env=env)
     if done.returncode != 0:
@@ -97,7 +107,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True)
     if args.refresh_baseline:
         fresh = args.out / "baseline.csv"
-        run_suite(REPO, fresh, args.preset)
+        run_suite(REPO, fresh, selection(args))
         args.baseline.parent.mkdir(parents=True, exist_ok=True)
         # Rename, not copy: readers of the baseline never see half a file.
         os.replace(run_paths(fresh)[0], run_paths(args.baseline)[0])
@@ -108,11 +118,12 @@ def cmd_ci(args: argparse.Namespace) -> int:
         if not args.baseline.is_file():
             raise UsageError(f"--baseline {args.baseline}: no such file (refresh it: see the README)")
         current = args.out / "current.csv"
-        run_suite(REPO, current, args.preset)
+        run_suite(REPO, current, selection(args))
         return gate(args.baseline, current, args.out / "compare", threshold, False)
     import torch
 
-    cases = expand(load_spec(args.preset), torch.cuda.is_available(), torch.get_num_threads())
+    spec = load_spec(spec_file=str(args.spec)) if args.spec is not None else load_spec(args.preset)
+    cases = expand(spec, torch.cuda.is_available(), torch.get_num_threads())
     base, current = args.out / "base.csv", args.out / "current.csv"
     with tempfile.TemporaryDirectory(prefix="rnnbench-ci-") as tmp:
         tree = worktree(args.against, Path(tmp))
@@ -127,6 +138,6 @@ def cmd_ci(args: argparse.Namespace) -> int:
             )
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
-    run_suite(REPO, args.out / "suite.csv", args.preset)  # pytest-benchmark JSON for existing tools
+    run_suite(REPO, args.out / "suite.csv", selection(args))  # pytest-benchmark JSON for existing tools
     # Same job, same machine: only the code differs, so the environment check is moot.
     return gate(base, current, args.out / "compare", threshold, True)

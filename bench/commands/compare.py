@@ -62,7 +62,7 @@ def markdown(
     )
     if changes:
         doc.add(Paragraph("WARNING: the runs come from different environments: " + "; ".join(changes)))
-    order = {v: i for i, v in enumerate(("regression", "failed", "missing", "improvement", "unchanged"))}
+    order = {v: i for i, v in enumerate(("regression", "failed", "missing", "improvement", "unchanged", "unsupported"))}
     shown = result.assign(o=result["verdict"].map(order)).sort_values(["o", "case_id"])
     table = [
         [

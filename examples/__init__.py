@@ -1,0 +1,1 @@
+"""Example models for ``--model PACKAGE.MODULE:FACTORY`` (see docs/user-models.md)."""
