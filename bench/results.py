@@ -188,7 +188,7 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         setattr(row, name, value)
     notes = []
     if facts.gflop is None:
-        notes.append("no FLOP count: FlopCounterMode counted none of this model's ops")
+        notes.append("no FLOP count: FlopCounterMode counted none of this model's ops (no efficiency)")
     if m.reached_target is False and outcome.target_rel_ci is not None:
         notes.append(
             f"noisy: CI ±{s.rel_ci_half_width:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "
