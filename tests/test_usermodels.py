@@ -15,8 +15,7 @@ from bench.usermodels import counted_gflop, output_of
 from rnnmodels import MODEL_CLASSES, forward_flops, synthetic_batch
 from rnnmodels.flops import training_flops
 
-TINY = ["--vocab-size", "20", "--embedding-dim", "8", "--hidden-size", "8", "--seq-len", "5", "--batch-size", "3"]
-GOOD = '''
+GOOD = """
 import torch
 from torch import nn
 
@@ -41,7 +40,7 @@ def build(vocab_size, embedding_dim, hidden_size, bidirectional, varlen):
     if varlen == "exact":
         raise NotImplementedError("no exact mode")
     return Tiny(vocab_size, embedding_dim, hidden_size, varlen)
-'''
+"""
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ def models(tmp_path):
     (folder / "good.py").write_text(textwrap.dedent(GOOD))
     (folder / "broken.py").write_text("import not_a_module_anywhere\n")
     (folder / "odd.py").write_text(
-        textwrap.dedent('''
+        textwrap.dedent("""
         import torch
         from torch import nn
         NOT_CALLABLE = 3
@@ -70,7 +69,7 @@ def models(tmp_path):
 
         def gives_dict(**kwargs):
             return Dict()
-        ''')
+        """)
     )
     return folder
 
@@ -84,9 +83,8 @@ def run(tmp_path, models, *extra):
 
 
 def test_a_user_model_runs_beside_the_suites_with_unsupported_rows(tmp_path, models):
-    code, out = run(
-        tmp_path, models, "--model", "good:build,gru", "--varlen", "padded,packed,exact", "--bidirectional", "false,true"
-    )
+    axes = ["--model", "good:build,gru", "--varlen", "padded,packed,exact", "--bidirectional", "false,true"]
+    code, out = run(tmp_path, models, *axes)
     assert code == 0  # unsupported is not a failure
     rows = pd.read_csv(out).set_index("case_id")
     mine = rows[rows["model"] == "good:build"]
