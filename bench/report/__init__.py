@@ -38,6 +38,7 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     doc.add(*impl.implementations(df, out_dir))
     doc.add(*scaling.depth_direction(df, out_dir))
     doc.add(*compare.lstm_vs_gru(df, out_dir))
+    doc.add(*compare.user_models(df, out_dir))
     doc.add(*compare.cpu_vs_gpu(df, out_dir))
     doc.add(*compare.efficiency(df, out_dir))
     doc.add(*compare.training_split(df, out_dir))

@@ -136,3 +136,35 @@ def training_split(df: pd.DataFrame, folder: Path, limit: int = 24) -> Blocks:
         f"up to {share.max():.0%} for {short_label(worst)}."
     )
     return [Heading(title), Paragraph(sentence), Image(file, title)]
+
+
+def user_models(df: pd.DataFrame, folder: Path) -> Blocks:
+    """Each user model (``PACKAGE.MODULE:FACTORY``) against the suite's LSTM and GRU on the same cases."""
+    title = "Your models against rnnbench's"
+    mine = sorted(m for m in df["model"].unique() if m not in ("lstm", "gru"))
+    if not mine:
+        return []  # no user model in the data: nothing to say
+    blocks: Blocks = [Heading(title)]
+    for model in mine:
+        for suite in ("lstm", "gru"):
+            p = pairs(df, "model", model, suite)
+            if p.empty:
+                continue
+            name = f"user_{model.replace(':', '_').replace('.', '_')}_vs_{suite}"
+            what = f"{model} time / {suite} time"
+            blocks += ratio_section(p, folder, f"{model} vs {suite}", name, what, what)[1:]
+            errs = p["max_abs_err_a"].dropna()
+            if not errs.empty:
+                blocks.append(
+                    Paragraph(
+                        f"{model}: largest difference from its own packed mode {errs.max():.2g} "
+                        f"({len(errs)} of {len(p)} cases compared)."
+                    )
+                )
+        unsupported = df[(df["model"] == model) & (df["status"] == "unsupported")]
+        if not unsupported.empty:
+            reasons = "; ".join(sorted(set(unsupported["error"])))
+            blocks.append(Paragraph(f"{model} declined {len(unsupported)} case(s): {reasons}."))
+    if len(blocks) == 1:
+        blocks.append(Paragraph(missing_note("a user model and rnnbench's on the same cases", "--model M:F,lstm")))
+    return blocks
