@@ -18,6 +18,7 @@ from bench.peaks import PeakCache
 from bench.results import Measured
 from bench.spec import expand, load_spec
 from bench.timer import Measurement, measure
+from bench.usermodels import Unsupported
 from bench.workload import build
 
 
@@ -59,7 +60,10 @@ def record(benchmark, m: Measurement) -> None:
 
 
 def test_case(benchmark, case, timer_config, suite_csv):
-    work = build(case)
+    try:
+        work = build(case)
+    except Unsupported as e:  # a user's model declined the case: nothing to time
+        pytest.skip(f"unsupported: {e}")
     with work.context():
         m = measure(work.phases, timer_config, clock_for(case.device), work.before_sample)
         extra = work.extra_columns() if suite_csv is not None else {}
