@@ -132,7 +132,9 @@ def side_by_side(
                 for side in sides:
                     writers[side].write(case, ready[side], got[side])
                 failed = [f"{s}: {ready[s]['error']}" for s in sides if "error" in ready[s]]
-                bar.advance(case.case_id, "error" if failed else "ok", "; ".join(failed))
+                statuses = {ready[s].get("status", "error") for s in sides if "error" in ready[s]}
+                status = (statuses.pop() if len(statuses) == 1 else "error") if failed else "ok"
+                bar.advance(case.case_id, status, "; ".join(failed))
     finally:
         for side in sides:
             workers[side].close()
