@@ -32,9 +32,9 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def estimated_cost(case: Case) -> float:
     tokens = case.batch_size * case.seq_len * (1 - expected_padding_fraction(case.lengths, case.seq_len))
-    flop = forward_flops(
-        case.model, round(tokens), case.embedding_dim, case.hidden_size, case.num_layers, case.num_dirs
-    )
+    # A user's model is costed as an LSTM of its sizes: an estimate for balancing, not a count.
+    model = "lstm" if case.user_model else case.model
+    flop = forward_flops(model, round(tokens), case.embedding_dim, case.hidden_size, case.num_layers, case.num_dirs)
     return (training_flops(flop) if case.mode == "training" else flop) + PER_CASE_OVERHEAD_FLOP
 
 

@@ -169,3 +169,16 @@ def test_flop_counter_agrees_with_the_suites_formulas(model, layers, dirs, impl)
         assert counted_gflop(lambda: net(tokens, lengths)) == pytest.approx(expected)
         trained = counted_gflop(lambda: net(tokens, lengths)[0].sum().backward())
     assert trained == pytest.approx(training_flops(expected * 1e9) / 1e9, rel=0.25)
+
+
+def test_user_models_shard_like_the_suites(tmp_path, models, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    argv = ["run", "--spec", str(spec), "--model-path", str(models), "--model", "good:build,lstm", "--list"]
+    ids = []
+    for k in (1, 2):
+        assert main([*argv, "--shard", f"{k}/2"]) == 0
+        ids += capsys.readouterr().out.split()
+    assert main(argv) == 0
+    assert sorted(ids) == sorted(capsys.readouterr().out.split())
+    assert any(i.startswith("good@build-") for i in ids)
