@@ -47,8 +47,43 @@ def cpu_times() -> CpuTimes | None:
     ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
     hz = os.sysconf("SC_CLK_TCK")
     user, nice, system, _idle, _iowait, irq, softirq, steal = ticks
-    own = os.times()
-    return CpuTimes((user + nice + system + irq + softirq) / hz, steal / hz, own.user + own.system, time.perf_counter())
+    return CpuTimes((user + nice + system + irq + softirq) / hz, steal / hz, own_cpu_s(), time.perf_counter())
+
+
+def _process_table() -> dict[int, tuple[str, int, int]]:
+    """Every process: pid -> (name, parent pid, user + system ticks)."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        text = _read(stat)
+        if not text or ")" not in text:
+            continue  # gone meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        rest = text[text.rindex(")") + 2 :].split()
+        table[int(stat.parent.name)] = (name, int(rest[1]), int(rest[11]) + int(rest[12]))
+    return table
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and every process below it.
+
+    torch.compile's compile workers, ``--isolate`` children and the like are the
+    run's own work, not other processes'; os.times() counts children only once
+    they have been waited for, so the live ones are read from /proc.
+    """
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    below: set[int] = set()
+    todo = [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in below:
+                below.add(child)
+                todo.append(child)
+    return own + sum(table[pid][2] for pid in below) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -147,25 +182,14 @@ def _read(path: Path) -> str | None:
 def _busy_processes(window_s: float) -> tuple[list[tuple[str, float]], float | None]:
     """Processes using over a tenth of a core during ``window_s``, and the steal share then."""
 
-    def snapshot() -> dict[str, tuple[str, int]]:
-        found = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            text = _read(stat)
-            if not text or ")" not in text:
-                continue
-            name = text[text.index("(") + 1 : text.rindex(")")]
-            rest = text[text.rindex(")") + 2 :].split()
-            found[stat.parent.name] = (name, int(rest[11]) + int(rest[12]))  # utime + stime
-        return found
-
     hz = os.sysconf("SC_CLK_TCK")
-    before, t0 = snapshot(), cpu_times()
+    before, t0 = _process_table(), cpu_times()
     time.sleep(window_s)
-    after, t1 = snapshot(), cpu_times()
+    after, t1 = _process_table(), cpu_times()
     busy = []
-    for pid, (name, ticks) in after.items():
-        if pid in before and pid != str(os.getpid()):
-            cores = (ticks - before[pid][1]) / hz / window_s
+    for pid, (name, _, ticks) in after.items():
+        if pid in before and pid != os.getpid():
+            cores = (ticks - before[pid][2]) / hz / window_s
             if cores >= CONTENDED_CORES:
                 busy.append((f"{name} (pid {pid})", cores))
     steal = None

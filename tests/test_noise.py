@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
 from factories import PROVENANCE, make_case, measured
 
 from bench.cli import main
-from bench.noise import CONTENDED_CORES, CpuTimes, contended_note, contention_between, cpu_times
+from bench.noise import CONTENDED_CORES, CpuTimes, CpuWatch, contended_note, contention_between, cpu_times
 from bench.results import Measured, make_row
 
 needs_proc = pytest.mark.skipif(cpu_times() is None, reason="needs /proc/stat")
@@ -45,19 +47,40 @@ def test_make_row_marks_contended_cases():
     assert "contended" not in row.note and row.other_cpu_cores == 0.01
 
 
+BUSY_LOOP = (
+    "import os\n"
+    "try:\n    os.sched_setaffinity(0, {os.cpu_count() - 1})\n"
+    "except (AttributeError, OSError):\n    pass\n"
+    "while True:\n    pass\n"
+)
+
+
 @pytest.fixture
 def busy_core():
-    """A busy loop in another process, pinned to the last core where it can be."""
-    code = (
-        "import os\n"
-        "try:\n    os.sched_setaffinity(0, {os.cpu_count() - 1})\n"
-        "except (AttributeError, OSError):\n    pass\n"
-        "while True:\n    pass\n"
+    """A busy loop pinned to the last core, in a process that is not ours: started by a
+    shell that exits at once, so it is nobody's child here (our own children count as us)."""
+    shell = subprocess.run(
+        ["sh", "-c", f'{sys.executable} -c "$0" >/dev/null 2>&1 & echo $!', BUSY_LOOP],
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    yield proc
-    proc.kill()
-    proc.wait()
+    pid = int(shell.stdout.strip())
+    yield pid
+    os.kill(pid, signal.SIGKILL)
+
+
+@needs_proc
+def test_our_own_child_processes_are_not_other_processes():
+    child = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])  # like torch.compile's workers
+    try:
+        time.sleep(0.3)  # started and spinning
+        with CpuWatch() as watch:
+            time.sleep(0.5)
+    finally:
+        child.kill()
+        child.wait()
+    assert watch.result is not None and watch.result.other_cpu_cores < CONTENDED_CORES
 
 
 @needs_proc
