@@ -49,9 +49,11 @@ def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
     thr.legend(fontsize=6, ncols=1, loc="best")
     file = save(fig, folder, f"scaling_{x}")
     best = rows.loc[rows["tokens_per_s"].idxmax()]
-    first = rows.iloc[0]
-    same_series = (rows["model"] == first["model"]) & (rows["machine"] == first["machine"])
-    widest = rows[(rows[line] == rows[line].max()) & same_series].sort_values(x)
+    # The growth sentence follows the largest line value, in the series (model, machine)
+    # with the most points there: never an empty series, whatever the mix of machines.
+    top = rows[rows[line] == rows[line].max()]
+    model, machine = top.groupby(["model", "machine"]).size().idxmax()
+    widest = top[(top["model"] == model) & (top["machine"] == machine)].sort_values(x)
     lo, hi = widest.iloc[0], widest.iloc[-1]
     growth = (
         ""
@@ -170,7 +172,8 @@ def depth_direction(df: pd.DataFrame, folder: Path) -> Blocks:
         [f"{n} layer{'s' if n > 1 else ''}, {'bi' if b else 'uni'}" for n, b in STRUCTURES],
     )
     ax.set_ylabel("time / (1 layer, unidirectional)")
-    ax.legend(fontsize=6)
+    if ax.get_legend_handles_labels()[0]:  # a partial run may leave no complete group to label
+        ax.legend(fontsize=6)
     file = save(fig, folder, "depth_direction")
     sentence = f"Two bidirectional layers against one unidirectional layer: {', '.join(findings) or 'n/a'}."
     return [Heading(title), Paragraph(sentence), Image(file, title)]
