@@ -71,14 +71,13 @@ class Axis:
             return None
         if self.kind == "bool":
             return self.id_words[0] if value else self.id_words[1]
-        # ':' (in lengths such as uniform:4) is '@' in ids: ids are also file names.
-        return f"{self.id_prefix}{value}".replace(":", "@")
+        return self.id_prefix + encode_id_value(str(value))
 
     def from_id_part(self, part: str, where: str) -> Any:
         """The value a case_id part gives (UsageError if it gives none)."""
         if not part.startswith(self.id_prefix):
             raise UsageError(f"{where}: {part!r} does not start with {self.id_prefix!r}")
-        raw = part[len(self.id_prefix) :].replace("@", ":")
+        raw = decode_id_value(part[len(self.id_prefix) :])
         if self.kind == "bool":
             words = dict(zip(self.id_words, ("true", "false"), strict=True))
             raw = words.get(raw, raw)
@@ -89,6 +88,24 @@ class Axis:
         choices = f"; choices: {', '.join(self.choices)}" if self.choices else ""
         default = ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in self.default)
         return f"{self.help}{choices}; default: {default}"
+
+
+# How a value is spelled in a case_id, which is also a file name and is split on "-":
+# ':' (uniform:4, PACKAGE.MODULE:FACTORY) is '@', '/' (file:PATH) is '~', and '-', ' '
+# and '%' are %-escaped. Values holding '@' or '~' themselves are refused where they are parsed.
+ID_SPELLING = (("%", "%25"), ("-", "%2D"), (" ", "%20"), (":", "@"), ("/", "~"))
+
+
+def encode_id_value(value: str) -> str:
+    for char, spelled in ID_SPELLING:
+        value = value.replace(char, spelled)
+    return value
+
+
+def decode_id_value(part: str) -> str:
+    for char, spelled in reversed(ID_SPELLING):
+        part = part.replace(spelled, char)
+    return part
 
 
 def _could_be(axis: Axis, part: str) -> bool:
@@ -139,7 +156,9 @@ class Case:
         "how variable lengths are fed: padded, packed (pack_padded_sequence) or exact (padded, exact results)",
         choices=("padded", "packed", "exact"),
     )
-    lengths: str = _axis("word", ("uniform",), "length distribution: full, uniform or uniform:MIN")
+    lengths: str = _axis(
+        "word", ("uniform",), "length distribution: full, uniform, uniform:MIN, pad:FRACTION or file:PATH"
+    )
     embedding_dim: int = _axis("int", (256,), "embedding size", id_prefix="e")
     hidden_size: int = _axis("int", (512,), "hidden state size", id_prefix="h")
     vocab_size: int = _axis("int", (100,), "vocabulary size", minimum=2, id_prefix="v")

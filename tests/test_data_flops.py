@@ -40,7 +40,10 @@ def test_full_lengths_have_no_padding():
     assert padding_fraction(lens, 12) == 0.0
 
 
-@pytest.mark.parametrize("spec", ["uniform:0", "uniform:x", "uniform:50", "zipf", "full:3"])
+@pytest.mark.parametrize(
+    "spec",
+    ["uniform:0", "uniform:x", "uniform:50", "zipf", "full:3", "pad:1", "pad:-0.1", "pad:x", "file:", "file:a@b"],
+)
 def test_bad_length_specs(spec):
     with pytest.raises(ValueError, match="lengths"):
         parse_lengths(spec, 40)
@@ -60,3 +63,26 @@ def test_flops_by_hand():
     # GRU, E=4, H=3, 1 layer, 1 dir: 6*3*7 = 126 per token
     assert forward_flops("gru", 10, 4, 3, 1, 1) == 1260
     assert training_flops(100) == 300
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.25, 0.5, 0.75, 0.9])
+def test_pad_lengths_give_the_padding_fraction_asked_for(fraction):
+    _, lens = synthetic_batch(32, 64, 100, f"pad:{fraction}", seed=0)
+    assert padding_fraction(lens, 64) == pytest.approx(fraction, abs=0.05)
+    assert expected_padding_fraction(f"pad:{fraction}", 64) == pytest.approx(fraction, abs=0.02)
+    assert lens.min() >= 1 and lens.max() <= 64
+    again = synthetic_batch(32, 64, 100, f"pad:{fraction}", seed=0)[1]
+    assert torch.equal(lens, again)  # seeded
+
+
+def test_file_lengths_draw_from_the_files_lengths(tmp_path):
+    path = tmp_path / "lengths.txt"
+    path.write_text("5\n12\n30\n64\n7\n")
+    spec = f"file:{path}"
+    _, lens = synthetic_batch(500, 64, 100, spec, seed=2)
+    assert set(lens.tolist()) <= {5, 12, 30, 64, 7} and len(set(lens.tolist())) == 5
+    assert padding_fraction(lens, 64) == pytest.approx(expected_padding_fraction(spec, 64), abs=0.01)
+    with pytest.raises(ValueError, match="entry 4 \\(64\\) exceeds the sequence length 32"):
+        parse_lengths(spec, 32)
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_lengths(f"file:{tmp_path / 'missing.txt'}", 64)

@@ -199,3 +199,21 @@ def test_max_abs_err_is_zero_for_packed_and_large_for_padded_bidirectional(tmp_p
     err = {r["packed"]: float(r["max_abs_err"]) for r in raw_rows(out)}
     assert err["true"] == 0.0
     assert err["false"] > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [("file:/nonexistent/lengths.txt", "cannot read /nonexistent/lengths.txt"), ("pad:0.8x", "must be a number")],
+)
+def test_bad_length_distributions_exit_2_in_one_line(lengths, message, capsys):
+    assert main(["run", "--lengths", lengths, "--list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_lengths_file_with_a_length_above_the_sequence_is_refused(tmp_path, capsys):
+    path = tmp_path / "lengths.txt"
+    path.write_text("10\n200\n")
+    assert main(["run", "--lengths", f"file:{path}", "--seq-len", "64", "--list"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "entry 2 (200) exceeds the sequence length 64" in err

@@ -213,3 +213,8 @@ def test_full_preset_runs_on_the_gpu_only():
     with pytest.raises(UsageError, match="--device cpu runs the sweep on the CPU"):
         expand(spec, cuda_available=False, default_threads=2)
     assert {c.device for c in expand(with_overrides(spec, {"device": "cpu"}), False, 2)} == {"cpu"}
+
+
+def test_a_lengths_file_path_survives_the_case_id(tmp_path):
+    case = make_case(lengths=f"file:{tmp_path}/my-data 100%/lengths.txt")
+    assert "/" not in case.case_id and Case.from_id(case.case_id) == case
