@@ -6,6 +6,7 @@ A terminal gets a live bar; a log file or CI job gets one plain line per case.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -21,6 +22,7 @@ class Bar:
     def __init__(self, total: int) -> None:
         self.total = total
         self.done = 0
+        self._started = time.perf_counter()
         self._progress = None
         # A log file or CI job gets one plain line per case; a terminal gets a live bar.
         if Console(stderr=True).is_terminal:
@@ -54,7 +56,17 @@ class Bar:
         if self._progress is not None:
             self._progress.advance(self._task)
         else:
-            print(f"[{self.done}/{self.total}] {case_id}: {status} {detail}".rstrip(), file=sys.stderr, flush=True)
+            line = f"[{self.done}/{self.total}] {case_id}: {status} {detail}".rstrip()
+            print(line + self.eta(), file=sys.stderr, flush=True)
+
+    def eta(self) -> str:
+        """`` (ETA 3 min 20 s)``: the cases left at the mean pace so far; empty when done."""
+        left = self.total - self.done
+        if left <= 0 or self.done == 0:
+            return ""
+        seconds = round((time.perf_counter() - self._started) / self.done * left)
+        minutes, seconds = divmod(seconds, 60)
+        return f" (ETA {minutes} min {seconds} s)" if minutes else f" (ETA {seconds} s)"
 
 
 def _cells(row: Row) -> list[str]:

@@ -169,3 +169,15 @@ def test_random_specs_are_expanded_or_refused_cleanly(tmp_path, capsys, axes, ti
     assert code in (0, 2)
     if code == 2:
         assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_log_lines_carry_an_eta(capsys):
+    from bench.progress import Bar
+
+    bar = Bar(10)
+    bar._started -= 20.0  # two cases took 20 s: eight more at that pace
+    bar.advance("a", "ok")
+    bar.advance("b", "ok")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-1].startswith("[2/10] b: ok") and lines[-1].endswith("(ETA 1 min 20 s)")
+    assert Bar(1).eta() == ""  # nothing done yet: no pace to go by

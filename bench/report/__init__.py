@@ -29,7 +29,8 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     doc.add(
         Paragraph(
             f"{len(df)} cases ({ok} ok) from {', '.join(sorted(df['source'].unique()))}, on {', '.join(machines)}. "
-            "Times are medians of raw samples with their 95% confidence interval; tokens/s counts valid tokens only."
+            "Times are per step, one forward call over one batch (forward and backward for training): medians "
+            "of raw samples with their 95% confidence interval; tokens/s counts valid tokens only."
         )
     )
     doc.add(*scaling.scaling(df, out_dir, "batch_size", "seq_len"))
