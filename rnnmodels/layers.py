@@ -24,7 +24,6 @@ over ``nn.LSTMCell``/``nn.GRUCell`` that share the module's parameters.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,7 +74,10 @@ class LengthPlan:
     """
 
     lengths: torch.Tensor  # (B,) on the CPU
-    ascending: list[int]  # the lengths, shortest first
+    # The LSTM's time chunks, one per distinct length: (start, end, active, still), where the
+    # batch sorted longest first has rows 0..active-1 running until `end` and rows 0..still-1
+    # running past it. Plain ints, counted without bisect (which torch.compile cannot trace).
+    chunks: tuple[tuple[int, int, int, int], ...]
     order: torch.Tensor  # (B,) on the device: the batch sorted by length, longest first
     inverse: torch.Tensor  # (B,) on the device: back to the caller's order
     last: torch.Tensor  # (B,) on the device: each sequence's last valid step
@@ -85,7 +87,16 @@ class LengthPlan:
         lengths = lengths.cpu().long()  # one dtype for the stacked copy below
         sorted_len, order = lengths.sort(descending=True, stable=True)
         order_dev, inverse_dev, last_dev = to_device(torch.stack([order, order.argsort(), lengths - 1]), device)
-        return cls(lengths, sorted_len.flip(0).tolist(), order_dev, inverse_dev, last_dev)
+        ascending = sorted_len.flip(0).tolist()
+        chunks = []
+        start, running, i = 0, len(ascending), 0
+        while i < len(ascending):
+            end, ended = ascending[i], 0
+            while i < len(ascending) and ascending[i] == end:
+                i, ended = i + 1, ended + 1
+            chunks.append((start, end, running, running - ended))
+            start, running = end, running - ended
+        return cls(lengths, tuple(chunks), order_dev, inverse_dev, last_dev)
 
 
 def _gru_direction(
@@ -109,14 +120,10 @@ def _lstm_direction(
     seq_len, batch = inp.shape[:2]
     inp = inp.index_select(1, plan.order)
     h, c = h0.index_select(0, plan.order), c0.index_select(0, plan.order)
-    ascending = plan.ascending
     outs: list[torch.Tensor] = []
     ended_h: list[torch.Tensor] = []
     ended_c: list[torch.Tensor] = []
-    start = 0
-    for end in sorted(set(ascending)):
-        active = batch - bisect.bisect_left(ascending, end)  # rows 0..active-1: lengths >= end
-        still = batch - bisect.bisect_right(ascending, end)  # rows 0..still-1: lengths > end
+    for start, end, active, still in plan.chunks:
         out, h_k, c_k = torch.lstm(
             inp[start:end, :active].contiguous(),
             (h[:active].unsqueeze(0), c[:active].unsqueeze(0)),
@@ -132,10 +139,10 @@ def _lstm_direction(
         h, c = h_k[0], c_k[0]
         ended_h.append(h[still:active])  # the sequences of length `end`
         ended_c.append(c[still:active])
-        start = end
     out = torch.cat(outs, 0)
-    if start < seq_len:  # every sequence is shorter than the padded length
-        out = F.pad(out, (0, 0, 0, 0, 0, seq_len - start))
+    longest = plan.chunks[-1][1]
+    if longest < seq_len:  # every sequence is shorter than the padded length
+        out = F.pad(out, (0, 0, 0, 0, 0, seq_len - longest))
     # Shorter sequences end first, and they are the last rows of the sorted batch.
     h_n = torch.cat(ended_h[::-1], 0).index_select(0, plan.inverse)
     c_n = torch.cat(ended_c[::-1], 0).index_select(0, plan.inverse)

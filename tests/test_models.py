@@ -272,3 +272,16 @@ def test_forward_never_waits_for_the_gpu(model_class, varlen, impl):
         model(tokens, lens)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.parametrize("lengths", [[3, 1, 3, 2], [5], [2, 2, 2], [4, 1, 4, 1, 3]])
+def test_exact_lstm_chunks_end_at_each_distinct_length(lengths):
+    """Each chunk runs the sequences still going (sorted longest first) up to the next length."""
+    from rnnmodels.layers import LengthPlan
+
+    plan = LengthPlan.of(torch.tensor(lengths), torch.device("cpu"))
+    ends = sorted(set(lengths))
+    assert [c[1] for c in plan.chunks] == ends
+    assert [c[0] for c in plan.chunks] == [0, *ends[:-1]]
+    for _, end, active, still in plan.chunks:
+        assert active == sum(n >= end for n in lengths) and still == sum(n > end for n in lengths)
