@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.errors import one_line
 from bench.results import Failed
 from bench.usermodels import Unsupported
 
@@ -41,11 +42,6 @@ def is_oom(error: BaseException) -> bool:
         return True
     text = str(error).lower()
     return any(s in text for s in OOM_TEXT)
-
-
-def one_line(error: BaseException) -> str:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{error.__class__.__name__}: {first}"[:500]
 
 
 def failure(error: BaseException) -> Failed:

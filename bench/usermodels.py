@@ -28,12 +28,6 @@ from bench.spec import Case
 CASE_KWARGS = ("vocab_size", "embedding_dim", "hidden_size", "num_layers", "bidirectional", "varlen")
 
 
-def describe(error: BaseException) -> str:
-    """An exception in one line: its class and its message's first line."""
-    first = (str(error).strip().splitlines() or [""])[0]
-    return f"{error.__class__.__name__}: {first}"[:300]
-
-
 class Unsupported(Exception):
     """The model's factory refused the case (it raised ``NotImplementedError``)."""
 

@@ -40,7 +40,10 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
         request = json.loads(line)
         try:
             if "case" in request:
-                work = release(work)  # before the next build: two cases never share the memory
+                # Freed before the next build, so two cases never share the memory: the
+                # assignment drops the last reference, then CUDA's cache has blocks to give back.
+                work = close(work)
+                empty_cuda_cache()
                 work = build(Case.from_axes(request["case"]))
                 with work.context():
                     clock = clock_for(work.case.device)
@@ -74,19 +77,19 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
             reply = {"error": failed.error, "oom": failed.status == "oom", "status": failed.status, "trace": trace}
         stdout.write(json.dumps(reply) + "\n")
         stdout.flush()
-    release(work)
+    close(work)
 
 
-def release(work: Workload | None) -> None:
-    """Free a case (its model, tensors, pending loss) and hand CUDA's cached blocks back."""
-    if work is None:
-        return None
-    cuda = work.case.device == "cuda"
-    work.close()
-    del work  # the caller's reference goes with the None it assigns
-    if cuda:
+def close(work: Workload | None) -> None:
+    """Close a case (``Workload.close``); the caller frees it by assigning the None returned."""
+    if work is not None:
+        work.close()
+
+
+def empty_cuda_cache() -> None:
+    """Hand CUDA's cached blocks back (freed cases' memory), where CUDA was used at all."""
+    if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
-    return None
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bench.backends import kernel_settings
-from bench.errors import UsageError
+from bench.errors import UsageError, one_line
 from bench.results import WorkFacts
 from bench.spec import Case
 from bench.timer import Phase
@@ -32,7 +32,6 @@ from bench.usermodels import (
     accepts,
     build_model,
     counted_gflop,
-    describe,
     load_factory,
     output_of,
 )
@@ -305,20 +304,27 @@ def check_user_model(reference: str, cases: Sequence[Case]) -> None:
     load_factory(reference)
     for case in cases:
         small = dataclasses.replace(
-            case, device="cpu", dtype="float32", mode="inference", batch_size=2, seq_len=min(case.seq_len, 4)
+            case,
+            device="cpu",
+            dtype="float32",
+            mode="inference",
+            batch_size=2,
+            seq_len=min(case.seq_len, 4),
+            lengths="full",
+            threads=1,
+            tf32="off",
         )
-        small = dataclasses.replace(small, lengths="full", threads=1, tf32="off")
         try:
             work = build(small)
         except Unsupported:
             continue  # its rows will say so; try the next case
         except Exception as e:
-            raise UsageError(f"--model {reference}: building {case.case_id} failed ({describe(e)})") from None
+            raise UsageError(f"--model {reference}: building {case.case_id} failed ({one_line(e)})") from None
         try:
             with torch.no_grad():
                 work.step.forward()
         except Exception as e:
-            raise UsageError(f"--model {reference}: forward failed for {case.case_id} ({describe(e)})") from None
+            raise UsageError(f"--model {reference}: forward failed for {case.case_id} ({one_line(e)})") from None
         return
 
 

@@ -26,9 +26,15 @@ def ratio_section(p: pd.DataFrame, folder: Path, title: str, name: str, ylabel: 
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     file = save(fig, folder, name)
-    q = p["ratio"].quantile([0.0, 0.5, 1.0])
-    sentence = f"{what}: median {q[0.5]:.2f}× over {len(p)} matched cases (range {q[0.0]:.2f}× to {q[1.0]:.2f}×)."
-    return [Heading(title), Paragraph(sentence), Image(file, title)]
+    return [Heading(title), Paragraph(ratio_summary(p["ratio"], what)), Image(file, title)]
+
+
+def ratio_summary(ratio: pd.Series, what: str) -> str:
+    """``what: median 0.83× over 40 matched cases (range 0.09× to 1.97×).``"""
+    return (
+        f"{what}: median {ratio.median():.2f}× over {len(ratio)} matched cases "
+        f"(range {ratio.min():.2f}× to {ratio.max():.2f}×)."
+    )
 
 
 def lstm_vs_gru(df: pd.DataFrame, folder: Path) -> Blocks:

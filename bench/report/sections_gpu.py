@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.document import Blocks, Heading, Paragraph
+from bench.report.sections_compare import ratio_summary
 from bench.report.slices import missing_note, ok_rows, pairs, short_label
 
 TITLE = "GPU: kernel settings and memory"
 
 
 def _ratio_sentence(p: pd.DataFrame, what: str) -> str:
-    r = p["median_ms_a"] / p["median_ms_b"]
-    return f"{what}: median {r.median():.2f}× over {len(r)} matched cases (range {r.min():.2f}× to {r.max():.2f}×)."
+    return ratio_summary(p["median_ms_a"] / p["median_ms_b"], what)
 
 
 def gpu(df: pd.DataFrame) -> Blocks:
