@@ -31,7 +31,7 @@ class Parser(argparse.ArgumentParser):
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a sweep and write results/<run_id>.csv")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", help="a preset name (quick, default, full, ci)")
+    src.add_argument("--preset", help="a preset name (quick, default, full, gpu, padding, ci, ci-instructions)")
     src.add_argument("--spec", help="a spec TOML file")
     for axis in INPUT_AXES:
         p.add_argument(axis.flag, dest=axis.name, metavar="V[,V...]", help=axis.describe())
@@ -46,6 +46,15 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         "--side-by-side",
         action="store_true",
         help="measure cases that differ only in varlen/impl together, in alternating blocks",
+    )
+    p.add_argument(
+        "--metric",
+        choices=["time", "instructions"],
+        default="time",
+        help="time each step (default), or count its instructions under valgrind's callgrind (CPU, 1 thread)",
+    )
+    p.add_argument(
+        "--jobs", type=int, default=0, help="--metric instructions: valgrind processes at once (default: one per core)"
     )
     p.add_argument("--shard", help="run only shard K of N (K/N, 1-based) of the cases")
     p.add_argument("--shards", type=int, help="split into N shards and launch them (with --launcher submitit)")
@@ -70,10 +79,18 @@ def add_ci_parser(sub: argparse._SubParsersAction) -> None:
         help="command prefix for the current side, to test the gate itself (e.g. 'taskset -c 0')",
     )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--preset", default="ci", help="the preset whose cases the gate measures (ci)")
+    parser.add_argument(
+        "--metric",
+        choices=["time", "instructions"],
+        default="time",
+        help="gate on time (default) or on instruction counts under callgrind (needs valgrind)",
+    )
+    which.add_argument(
+        "--preset", help="the preset whose cases the gate measures (ci; ci-instructions for --metric instructions)"
+    )
     which.add_argument("--spec", type=Path, help="instead of a preset: a spec TOML (e.g. one naming your model)")
     add_model_path_flag(parser)
-    parser.add_argument("--threshold", default="5%", help="slowdown that counts (5%%)")
+    parser.add_argument("--threshold", help="slowdown that counts (5%% for time, 1%% for instruction counts)")
     parser.add_argument("--out", type=Path, help="output folder (reports/ci)")
     parser.add_argument("--refresh-baseline", action="store_true", help="measure and write --baseline, no compare")
 
@@ -109,7 +126,9 @@ def build_parser(prog: str = "python -m bench") -> Parser:
     c = sub.add_parser("compare", help="regression verdicts between two runs")
     c.add_argument("baseline", type=Path, help="baseline results CSV")
     c.add_argument("current", type=Path, help="current results CSV")
-    c.add_argument("--threshold", default="5%", help="slowdown that counts, e.g. 5%% (default) or 0.1")
+    c.add_argument(
+        "--threshold", help="change that counts, e.g. 5%% or 0.1 (default: 5%% for time, 1%% for instruction counts)"
+    )
     c.add_argument("--alpha", type=float, default=0.01, help="Mann–Whitney U significance level (0.01)")
     c.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a case regressed")
     c.add_argument("--allow-env-change", action="store_true", help="compare runs from different environments")
@@ -131,7 +150,8 @@ def build_parser(prog: str = "python -m bench") -> Parser:
     h = sub.add_parser("history", help="trends across runs and the steps in them")
     h.add_argument("runs", nargs="+", type=Path, help="run CSVs or folders of them")
     h.add_argument("--out", type=Path, help="output folder (default: reports/history/)")
-    h.add_argument("--threshold", default="5%", help="smallest step that counts (5%%)")
+    h.add_argument("--threshold", default="5%", help="smallest step in time that counts (5%%)")
+    h.add_argument("--count-threshold", default="1%", help="smallest step in instruction counts that counts (1%%)")
     h.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 if the newest runs brought a regression step"
     )

@@ -6,6 +6,12 @@ Mann–Whitney U test on the raw per-step samples (scipy) at ``alpha``, and a
 bootstrap 95% CI of the median ratio (numpy) that lies wholly above 1. Both
 guards matter on shared CI machines: the threshold ignores real but tiny
 shifts, the test ignores big ratios that noise alone explains.
+
+Instruction runs (``--metric instructions``) need no test: the same code counts
+the same instructions to within a few parts per million, so the ratio of the
+counts is the verdict, against a threshold of 1%. Counts also depend on the
+torch build, the CPU's instruction set (torch picks AVX2 or AVX-512 kernels) and
+the Python version, so those must match too.
 """
 
 from __future__ import annotations
@@ -23,15 +29,34 @@ from bench.stats import MIN_CI_SAMPLES
 
 # Differences in these mean the two runs measured different things.
 ENV_FIELDS = ("torch_version", "cuda_version", "cudnn_version", "cpu_model", "gpu_name")
+COUNT_ENV_FIELDS = ("cpu_capability", "python_version")  # instruction counts depend on these too
 BOOTSTRAP_RESAMPLES = 2000
 VERDICTS = ("regression", "improvement", "unchanged", "missing", "failed", "unsupported")
+DEFAULT_THRESHOLDS = {"time": 0.05, "instructions": 0.01}
+RESULT_COLUMNS = (
+    "case_id",
+    "metric",
+    "baseline_ms",
+    "current_ms",
+    "baseline_instructions",
+    "current_instructions",
+    "ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "p_value",
+    "verdict",
+    "why",
+)
 
 
 @dataclass(frozen=True)
 class CompareConfig:
-    threshold: float = 0.05  # relative change that counts (5%)
+    threshold: float | None = None  # relative change that counts (None: 5% for time, 1% for counts)
     alpha: float = 0.01  # Mann–Whitney significance level
     seed: int = 0  # bootstrap resampling seed, for reproducible CIs
+
+    def threshold_for(self, metric: str) -> float:
+        return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS[metric]
 
 
 def parse_threshold(text: str) -> float:
@@ -64,12 +89,21 @@ def step_samples(csv_path: Path) -> dict[str, Samples]:
     }
 
 
-def environment_changes(base: pd.DataFrame, cur: pd.DataFrame) -> list[str]:
+def run_metric(df: pd.DataFrame, path: Path) -> str:
+    """What a run measured: time or instructions (one run, one metric)."""
+    metrics = sorted(set(df["metric"]))
+    if len(metrics) != 1:
+        raise UsageError(f"{path}: holds rows of several metrics ({', '.join(metrics)}); compare one metric at a time")
+    return metrics[0]
+
+
+def environment_changes(base: pd.DataFrame, cur: pd.DataFrame, metric: str = "time") -> list[str]:
     """Fields that differ between the runs, per device, as readable lines."""
     changes = []
+    fields = ENV_FIELDS + (COUNT_ENV_FIELDS if metric == "instructions" else ())
     for device in sorted(set(base["device"]) & set(cur["device"])):
         b, c = base[base["device"] == device], cur[cur["device"] == device]
-        for field in ENV_FIELDS:
+        for field in fields:
             if field not in b or field not in c:
                 continue
             bv, cv = sorted(set(b[field])), sorted(set(c[field]))
@@ -107,6 +141,25 @@ def paired_blocks(base: Samples, cur: Samples) -> np.ndarray | None:
     return np.array([np.log(np.median(c_ms[c_block == k]) / np.median(b_ms[b_block == k])) for k in common])
 
 
+def judge_counts(base: float, cur: float, threshold: float) -> dict:
+    """Ratio and verdict for one case's instruction counts: no noise to test against."""
+    ratio = cur / base
+    if ratio > 1 + threshold:
+        verdict, why = "regression", f"{ratio - 1:+.2%} instructions"
+    elif ratio < 1 - threshold:
+        verdict, why = "improvement", f"{ratio - 1:+.2%} instructions"
+    else:
+        verdict, why = "unchanged", f"{ratio - 1:+.3%} instructions, within the {threshold:.0%} threshold"
+    return {
+        "ratio": ratio,
+        "ratio_ci_low": ratio,
+        "ratio_ci_high": ratio,
+        "p_value": np.nan,
+        "verdict": verdict,
+        "why": why,
+    }
+
+
 def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Generator) -> dict:
     """Ratio, its CI, the test's p-value and the verdict for one case.
 
@@ -125,52 +178,50 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
         low, high = bootstrap_ci((b, c), median_ratio, rng)
         p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
     significant = p < config.alpha
-    if ratio > 1 + config.threshold and significant:
+    threshold = config.threshold_for("time")
+    if ratio > 1 + threshold and significant:
         verdict, why = "regression", f"{ratio:.2f}x slower (p={p:.2g})"
-    elif ratio < 1 - config.threshold and significant:
+    elif ratio < 1 - threshold and significant:
         verdict, why = "improvement", f"{1 / ratio:.2f}x faster (p={p:.2g})"
-    elif abs(ratio - 1) > config.threshold:
+    elif abs(ratio - 1) > threshold:
         verdict, why = "unchanged", f"{ratio:.2f}x is not significant (p={p:.2g}, CI {low:.2f}-{high:.2f})"
     else:
-        verdict, why = "unchanged", f"within the {config.threshold:.0%} threshold"
+        verdict, why = "unchanged", f"within the {threshold:.0%} threshold"
     return {"ratio": ratio, "ratio_ci_low": low, "ratio_ci_high": high, "p_value": p, "verdict": verdict, "why": why}
 
 
 def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[pd.DataFrame, list[str]]:
-    """One row per case of either run with medians, ratio, CI, p-value and verdict."""
+    """One row per case of either run with medians (or counts), ratio, CI, p-value and verdict."""
     base, cur = read_results(baseline), read_results(current)
-    changes = environment_changes(base, cur)
-    base_samples, cur_samples = step_samples(baseline), step_samples(current)
+    metric = run_metric(base, baseline)
+    other = run_metric(cur, current)
+    if other != metric:
+        raise UsageError(f"{baseline.name} measured {metric} and {current.name} {other}: compare runs of one metric")
+    counted = metric == "instructions"
+    changes = environment_changes(base, cur, metric)
+    base_samples, cur_samples = ({}, {}) if counted else (step_samples(baseline), step_samples(current))
     rng = np.random.default_rng(config.seed)
     b, c = base.set_index("case_id"), cur.set_index("case_id")
+    value, unit = ("instructions", "instructions") if counted else ("median_ms", "ms")
     rows = []
     for case_id in list(b.index) + [i for i in c.index if i not in b.index]:
-        row = {"case_id": case_id, "baseline_ms": np.nan, "current_ms": np.nan}
+        row = {"case_id": case_id, "metric": metric}
         if case_id not in c.index or case_id not in b.index:
             where = "current" if case_id not in c.index else "baseline"
             row.update(verdict="missing", why=f"not in the {where} run")
         else:
             bs, cs = b.loc[case_id, "status"], c.loc[case_id, "status"]
-            row.update(baseline_ms=b.loc[case_id, "median_ms"], current_ms=c.loc[case_id, "median_ms"])
+            row.update({f"baseline_{unit}": b.loc[case_id, value], f"current_{unit}": c.loc[case_id, value]})
             if bs == cs == "unsupported":  # the model declines the case in both: nothing to judge
                 row.update(verdict="unsupported", why=f"unsupported in both runs: {c.loc[case_id, 'error']}")
             elif bs != "ok" or cs != "ok":
                 message = c.loc[case_id, "error"] if cs != "ok" else b.loc[case_id, "error"]
                 row.update(verdict="failed", why=f"status {bs} -> {cs}: {message}".strip(": "))
+            elif counted:
+                row.update(judge_counts(b.loc[case_id, value], c.loc[case_id, value], config.threshold_for(metric)))
             elif case_id not in base_samples or case_id not in cur_samples:
                 row.update(verdict="missing", why="no raw samples for this case")
             else:
                 row.update(judge(base_samples[case_id], cur_samples[case_id], config, rng))
         rows.append(row)
-    columns = [
-        "case_id",
-        "baseline_ms",
-        "current_ms",
-        "ratio",
-        "ratio_ci_low",
-        "ratio_ci_high",
-        "p_value",
-        "verdict",
-        "why",
-    ]
-    return pd.DataFrame(rows, columns=columns), changes
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), changes

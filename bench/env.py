@@ -57,6 +57,8 @@ def provenance() -> dict[str, str]:
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
         "cudnn_version": str(cudnn or ""),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "python_version": platform.python_version(),
         "git_commit": git_commit(),
     }
 

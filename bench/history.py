@@ -10,6 +10,11 @@ the run-to-run scatter of the line and the typical scatter of its machine (MADs
 of successive differences), since a run's CI knows nothing of the drift between
 runs. A change point counts as a
 step only beyond the threshold.
+
+Instruction runs (``--metric instructions``) make lines of their own, keyed also by
+the CPU kernel level and the Python version that counts depend on. Their counts
+repeat to the instruction between runs, so their noise is the floor and any
+change beyond the count threshold (1%) is a step.
 """
 
 from __future__ import annotations
@@ -26,13 +31,17 @@ from bench.errors import UsageError
 from bench.results import read_results, results_files
 
 ENV_KEY = ("device", "cpu_model", "gpu_name", "torch_version", "cuda_version")
+COUNT_ENV_KEY = ("cpu_capability", "python_version")  # what else instruction counts depend on
 STEP_COLUMNS = (
     "case_id",
     "machine",
+    "metric",
     "commit",
     "timestamp",
-    "before_ms",
+    "before_ms",  # time lines
     "after_ms",
+    "before_instructions",  # instruction lines
+    "after_instructions",
     "ratio",
     "direction",
     "run_id",
@@ -48,7 +57,8 @@ Z_95 = float(sps.norm.ppf(0.975))  # a 95% CI's half-width in standard errors
 
 @dataclass(frozen=True)
 class HistoryConfig:
-    threshold: float = 0.05
+    threshold: float = 0.05  # a step in a time line
+    count_threshold: float = 0.01  # a step in an instruction line
     recent_runs: int = 3  # "newest runs": a step whose first run after is among these
 
 
@@ -60,6 +70,14 @@ def collect(paths: Sequence[Path]) -> pd.DataFrame:
         raise UsageError(f"a history needs at least two runs; found {df['run_id'].nunique()} in {len(files)} file(s)")
     df = df[df["status"] == "ok"].copy()
     df["machine"] = df[list(ENV_KEY)].astype(str).agg(" | ".join, axis=1)
+    counted = df["metric"] == "instructions"
+    df.loc[counted, "machine"] = (
+        df.loc[counted, ["machine", *COUNT_ENV_KEY]].astype(str).agg(" | ".join, axis=1) + " | instructions"
+    )
+    # One value per run and its 95% CI, whatever the metric: a count's CI is the count itself.
+    df["value"] = df["median_ms"].where(~counted, df["instructions"])
+    df["value_low"] = df["ci_low_ms"].where(~counted, df["instructions"])
+    df["value_high"] = df["ci_high_ms"].where(~counted, df["instructions"])
     started = df.groupby("run_id")["timestamp"].min().sort_values()
     df["run_order"] = df["run_id"].map({run: i for i, run in enumerate(started.index)})
     df["commit"] = df["git_commit"].str.slice(0, 9).replace("", "?")
@@ -96,30 +114,34 @@ def change_points(y: np.ndarray, sigma: float) -> list[int]:
 
 
 def log_medians(line: pd.DataFrame) -> np.ndarray:
-    return np.log(line.sort_values("run_order")["median_ms"].to_numpy())
+    return np.log(line.sort_values("run_order")["value"].to_numpy())
 
 
 def steps_of_line(line: pd.DataFrame, config: HistoryConfig, machine_floor: float) -> list[dict]:
     line = line.sort_values("run_order")
+    metric = line["metric"].iloc[0]
+    threshold = config.count_threshold if metric == "instructions" else config.threshold
+    unit = "instructions" if metric == "instructions" else "ms"
     y = log_medians(line)
-    half = (np.log(line["ci_high_ms"]) - np.log(line["ci_low_ms"])).to_numpy() / 2
+    half = (np.log(line["value_high"]) - np.log(line["value_low"])).to_numpy() / 2
     bounds = [0, *change_points(y, noise_scale(y, half, machine_floor)), y.size]
     found = []
     for left, cut, right in zip(bounds, bounds[1:], bounds[2:], strict=False):
         before = float(np.exp(np.median(y[left:cut])))
         after = float(np.exp(np.median(y[cut:right])))
         ratio = after / before
-        if abs(ratio - 1) <= config.threshold:
+        if abs(ratio - 1) <= threshold:
             continue
         row = line.iloc[cut]
         found.append(
             {
                 "case_id": row["case_id"],
                 "machine": row["machine"],
+                "metric": metric,
                 "commit": row["commit"],
                 "timestamp": row["timestamp"],
-                "before_ms": before,
-                "after_ms": after,
+                f"before_{unit}": before,
+                f"after_{unit}": after,
                 "ratio": ratio,
                 "direction": "regression" if ratio > 1 else "improvement",
                 "run_id": row["run_id"],
@@ -140,19 +162,20 @@ def analyse(df: pd.DataFrame, config: HistoryConfig) -> tuple[pd.DataFrame, pd.D
     for (machine, _), line in lines:
         steps += steps_of_line(line, config, float(floors[machine]))
         if len(line) >= 2:
-            ms = line.sort_values("run_order")["median_ms"].to_numpy()
-            k = min(END_RUNS, len(ms) // 2)
+            values = line.sort_values("run_order")["value"].to_numpy()
+            k = min(END_RUNS, len(values) // 2)
             drift.append(
                 {
                     "case_id": line["case_id"].iloc[0],
                     "machine": line["machine"].iloc[0],
-                    "runs": len(ms),
-                    "first_ms": float(np.median(ms[:k])),
-                    "last_ms": float(np.median(ms[-k:])),
+                    "metric": line["metric"].iloc[0],
+                    "runs": len(values),
+                    "first": float(np.median(values[:k])),  # ms, or instructions
+                    "last": float(np.median(values[-k:])),
                 }
             )
     steps_df = pd.DataFrame(steps, columns=[*STEP_COLUMNS, "run_order"])
-    drift_df = pd.DataFrame(drift, columns=["case_id", "machine", "runs", "first_ms", "last_ms"])
-    drift_df["ratio"] = drift_df["last_ms"] / drift_df["first_ms"]
+    drift_df = pd.DataFrame(drift, columns=["case_id", "machine", "metric", "runs", "first", "last"])
+    drift_df["ratio"] = drift_df["last"] / drift_df["first"]
     drift_df = drift_df.reindex((drift_df["ratio"] - 1).abs().sort_values(ascending=False).index)
     return steps_df.sort_values("run_order", ascending=False), drift_df

@@ -15,6 +15,7 @@ import pandas as pd
 from bench.errors import UsageError
 from bench.results import (
     COLUMNS,
+    COUNT_SAMPLE_COLUMNS,
     SAMPLE_COLUMNS,
     AppendWriter,
     read_json,
@@ -61,11 +62,14 @@ def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) 
     missing = [c for c in wanted if c not in seen]
     if missing and not allow_missing:
         raise UsageError(f"{len(missing)} case(s) of the sweep are in no part (a part is missing?), e.g. {missing[0]}")
+    metrics = sorted({m for part in parts for m in part["metric"]})
+    if len(metrics) > 1:  # times and counts have different samples files: not one run
+        raise UsageError(f"the parts measured different metrics ({', '.join(metrics)}); merge each metric apart")
     rows = [row for part in parts for row in part.to_dict("records")]
     writer = AppendWriter(out, COLUMNS, exclusive=True)
     writer.write_many(rows)
     writer.close()
-    samples = AppendWriter(run_paths(out)[0], SAMPLE_COLUMNS)
+    samples = AppendWriter(run_paths(out)[0], COUNT_SAMPLE_COLUMNS if metrics == ["instructions"] else SAMPLE_COLUMNS)
     for f in files:
         if run_paths(f)[0].is_file():
             samples.write_many(read_samples(f).to_dict("records"))

@@ -85,18 +85,40 @@ def _cells(row: Row) -> list[str]:
     ]
 
 
+def _count_cells(row: Row) -> list[str]:
+    case_id = row.case.case_id
+    if row.status != "ok" or row.instructions is None:
+        return [case_id, row.status, "", "", "", row.error[:60]]
+    valid_tokens = row.case.batch_size * row.case.seq_len * (1 - (row.padding_fraction or 0.0))
+    return [
+        case_id,
+        "ok",
+        f"{row.instructions / 1e6:.3f}",
+        f"{row.instructions_spread:.2%}",
+        f"{row.instructions / valid_tokens:,.0f}",
+        "",
+    ]
+
+
 def summary_table(rows: Sequence[Row], limit: int = 30) -> None:
-    """The slowest ``limit`` cases plus every failed one, to stderr."""
+    """The slowest (most instructions) ``limit`` cases plus every failed one, to stderr."""
+    counted = any(r.metric == "instructions" for r in rows)
     failed = [r for r in rows if r.status != "ok"]
-    ok = sorted((r for r in rows if r.status == "ok"), key=lambda r: -(r.median_ms or 0.0))
+    size = (lambda r: r.instructions or 0) if counted else (lambda r: r.median_ms or 0.0)
+    ok = sorted((r for r in rows if r.status == "ok"), key=lambda r: -size(r))
     shown = failed + ok[: max(0, limit - len(failed))]
-    headers = ["case_id", "status", "median_ms", "95% CI", "tokens/s", "efficiency"]
-    table = Table(*headers, title=f"{len(rows)} cases ({len(failed)} failed); slowest first")
+    if counted:
+        headers = ["case_id", "status", "M instructions", "spread", "per valid token", ""]
+        title = f"{len(rows)} cases ({len(failed)} failed); most instructions first"
+    else:
+        headers = ["case_id", "status", "median_ms", "95% CI", "tokens/s", "efficiency"]
+        title = f"{len(rows)} cases ({len(failed)} failed); slowest first"
+    table = Table(*headers, title=title)
     for r in shown:
-        table.add_row(*_cells(r))
+        table.add_row(*(_count_cells(r) if counted else _cells(r)))
     console = Console(stderr=True)
     if not console.is_terminal:
         console.width = 160  # logs and CI: room for whole case ids
     console.print(table)
     if len(rows) > len(shown):
-        print(f"... and {len(rows) - len(shown)} faster cases in the CSV", file=sys.stderr)
+        print(f"... and {len(rows) - len(shown)} more cases in the CSV", file=sys.stderr)

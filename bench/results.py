@@ -28,17 +28,19 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
 import numpy as np
-import pandas as pd
 
 from bench.errors import UsageError
 from bench.noise import contended_note
 from bench.spec import AXES, CASE_COLUMN_NAMES, INPUT_AXES, Case
 from bench.stats import summarize
 from bench.timer import Measurement
+
+if TYPE_CHECKING:  # pandas is imported by the readers alone: see _pandas()
+    import pandas as pd
 
 # Schema versions (``schema_version`` in every row):
 #   1: the first release: case axes, timings, throughput, efficiency, errors, provenance.
@@ -47,13 +49,20 @@ from bench.timer import Measurement
 #      state_max_abs_err and compile_s (empty); the tf32 axis (off) and kernel_settings (empty:
 #      not recorded). CUDA float32 rows written before the tf32 axis ran cuDNN with TF32 on
 #      (torch.backends.cudnn.flags() switched it on); no rnnbench release had run on a GPU then.
-SCHEMA_VERSION = 1
-READABLE_VERSIONS = (1,)
+#   2: instruction counts (`bench run --metric instructions`): the metric column (time or
+#      instructions; a version-1 row is time), instructions, fwd_instructions,
+#      bwd_instructions and instructions_spread, and the provenance that counts depend on,
+#      cpu_capability (torch's CPU kernel level: AVX2, AVX512, ...) and python_version.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
+METRICS = ("time", "instructions")
 STATUSES = ("ok", "oom", "error", "unsupported")
 FAILED_STATUSES = ("oom", "error")  # unsupported: a user's model declined the case, nothing failed
 SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "ms")
 BLOCK_SAMPLE_COLUMNS: tuple[str, ...] = (*SAMPLE_COLUMNS, "block")
+# An instruction run's samples: one count per phase of each counted step.
+COUNT_SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "instructions")
 
 
 def new_run_id() -> str:
@@ -89,6 +98,21 @@ class Measured:
 
 
 @dataclass(frozen=True)
+class Counted:
+    """A case whose steps were counted under callgrind (``bench.callgrind``): instructions
+    per phase, one count per counted step."""
+
+    counts: Mapping[str, Sequence[int]]
+    facts: WorkFacts
+    kernel_settings: str = ""
+
+    @property
+    def totals(self) -> np.ndarray:
+        """Each counted step's instructions, its phases summed."""
+        return np.sum([np.asarray(v, dtype=np.int64) for v in self.counts.values()], axis=0)
+
+
+@dataclass(frozen=True)
 class Failed:
     """A case that did not run: ``oom`` or ``error``, with one line saying why."""
 
@@ -96,7 +120,7 @@ class Failed:
     error: str
 
 
-Outcome = Measured | Failed
+Outcome = Measured | Counted | Failed
 
 
 @dataclass
@@ -106,7 +130,8 @@ class Row:
     case: Case
     status: str
     error: str = ""
-    samples: int | None = None
+    metric: str = "time"  # what the row measured: time (the *_ms columns) or instructions
+    samples: int | None = None  # timed runs, or counted steps
     median_ms: float | None = None
     iqr_ms: float | None = None
     mean_ms: float | None = None
@@ -117,6 +142,10 @@ class Row:
     ci_high_ms: float | None = None
     fwd_median_ms: float | None = None  # training only: the phases apart
     bwd_median_ms: float | None = None
+    instructions: int | None = None  # median instructions of a step (1 thread, under callgrind)
+    fwd_instructions: int | None = None  # training only: the phases apart
+    bwd_instructions: int | None = None
+    instructions_spread: float | None = None  # (max - min) / median of the counted steps
     tokens_per_s: float | None = None  # valid tokens only
     padding_fraction: float | None = None
     gflop: float | None = None  # useful work of one step (valid tokens)
@@ -138,6 +167,8 @@ class Row:
     torch_version: str = ""
     cuda_version: str = ""
     cudnn_version: str = ""
+    cpu_capability: str = ""  # the CPU kernels torch picked (AVX2, AVX512, ...): counts depend on it
+    python_version: str = ""
     kernel_settings: str = ""  # cuDNN/oneDNN and TF32 switches as torch reported them during the case
     git_commit: str = ""
     schema_version: int = SCHEMA_VERSION
@@ -165,6 +196,8 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     if isinstance(outcome, Failed):
         row.status, row.error = outcome.status, outcome.error
         return row
+    if isinstance(outcome, Counted):
+        return _counted_row(row, outcome)
     m, facts = outcome.measurement, outcome.facts
     s = summarize(m.total_ms)
     for name, value in asdict(s).items():  # samples, median_ms, ..., ci_high_ms: columns of the same name
@@ -205,8 +238,33 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     return row
 
 
-def sample_rows(case_id: str, m: Measurement, blocks: Sequence[int] | None = None) -> Iterable[dict[str, Any]]:
+def _counted_row(row: Row, outcome: Counted) -> Row:
+    """An instruction row: counts, no times (the *_ms, throughput and efficiency columns stay empty)."""
+    totals = outcome.totals
+    median = float(np.median(totals))
+    row.metric = "instructions"
+    row.samples = int(totals.size)
+    row.instructions = round(median)
+    if len(outcome.counts) > 1:  # training: forward and backward apart
+        row.fwd_instructions = round(float(np.median(outcome.counts["fwd"])))
+        row.bwd_instructions = round(float(np.median(outcome.counts["bwd"])))
+    row.instructions_spread = float((totals.max() - totals.min()) / median) if median > 0 else math.nan
+    row.padding_fraction = outcome.facts.padding_fraction
+    row.gflop = outcome.facts.gflop
+    row.kernel_settings = outcome.kernel_settings
+    row.note = f"instructions: median of {totals.size} counted steps, 1 thread, under callgrind"
+    return row
+
+
+def sample_rows(
+    case_id: str, m: Measurement | Counted, blocks: Sequence[int] | None = None
+) -> Iterable[dict[str, Any]]:
     """The samples file's rows of one measured case; ``blocks`` gives each run's block, if blocked."""
+    if isinstance(m, Counted):
+        for phase, counts in m.counts.items():
+            for i, count in enumerate(counts):
+                yield {"case_id": case_id, "phase": phase, "index": i, "instructions": int(count)}
+        return
     for phase, values in m.phases.items():
         for i, ms in enumerate(values):
             row = {"case_id": case_id, "phase": phase, "index": i, "ms": ms}
@@ -310,7 +368,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 # --- reading ----------------------------------------------------------------------------------
 
-TEXT_COLUMNS = ("status", "error", "note", *PROVENANCE_COLUMNS[:-1])  # schema_version is a number
+TEXT_COLUMNS = ("status", "error", "metric", "note", *PROVENANCE_COLUMNS[:-1])  # schema_version is a number
 NUMERIC_COLUMNS = tuple(c for c in MEASURE_COLUMNS if c not in TEXT_COLUMNS)
 # Present in every version-1 file; the rest is filled in for files from before it was added.
 REQUIRED_COLUMNS = (
@@ -328,8 +386,17 @@ BOOL_AXES = tuple(a.name for a in INPUT_AXES if a.kind == "bool")
 BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
 
 
+def _pandas() -> Any:
+    """pandas, imported when a file is read: the instruction-count worker imports this module
+    under valgrind to write nothing, and importing pandas there costs ~20 s of instrumented code."""
+    import pandas
+
+    return pandas
+
+
 def _read_csv(path: Path, what: str) -> pd.DataFrame:
     """A CSV as strings (empty cells as ""); UsageError for anything unreadable."""
+    pd = _pandas()
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     try:
@@ -341,7 +408,7 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
 
 
 def _integers(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
-    values = pd.to_numeric(df[col], errors="coerce")
+    values = _pandas().to_numeric(df[col], errors="coerce")
     if values.isna().any() or (values != values.round()).any():
         bad = df[col][values.isna() | (values != values.round())].iloc[0]
         raise UsageError(f"{path}: column {col!r} holds a non-integer ({bad!r})")
@@ -350,6 +417,7 @@ def _integers(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
 
 def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     """One results CSV as a typed frame (upgraded to the current columns); UsageError for anything off."""
+    pd = _pandas()
     df = _read_csv(path, "results CSV")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -391,32 +459,40 @@ def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
         wrong = df[col].isna() & (raw.str.strip() != "") & (raw.str.lower() != "nan")
         if wrong.any():
             raise UsageError(f"{path}: column {col!r} holds a non-number ({raw[wrong].iloc[0]!r})")
-    ok = df["status"] == "ok"
-    if (ok & ~(df["median_ms"] > 0)).any():
-        raise UsageError(f"{path}: an ok row has no positive median_ms")
     for col in TEXT_COLUMNS:
         if col not in df.columns:
-            df[col] = ""
+            df[col] = "time" if col == "metric" else ""  # a version-1 file: every row timed
+    bad_metric = set(df["metric"]) - set(METRICS)
+    if bad_metric:
+        raise UsageError(f"{path}: metric {sorted(bad_metric)[0]!r} is not one of {', '.join(METRICS)}")
     # pandas writes an integer column with a gap as floats: cuDNN 90100 comes back as 90100.0.
     df["cudnn_version"] = df["cudnn_version"].str.replace(r"^(\d+)\.0$", r"\1", regex=True)
+    ok = df["status"] == "ok"
+    timed = df["metric"] == "time"
+    if (ok & timed & ~(df["median_ms"] > 0)).any():
+        raise UsageError(f"{path}: an ok time row has no positive median_ms")
+    if (ok & ~timed & ~(df["instructions"] > 0)).any():
+        raise UsageError(f"{path}: an ok instructions row has no positive instructions count")
     df["source"] = path.name
     return df
 
 
 def read_samples(csv_path: Path) -> pd.DataFrame:
-    """The raw samples of a results CSV: case_id, phase, index, ms (and block, if blocked)."""
+    """The raw samples of a results CSV: case_id, phase, index, then ms (and block, if blocked),
+    or instructions for an instruction run."""
+    pd = _pandas()
     path, _ = run_paths(csv_path)
     if not path.is_file():
         raise UsageError(f"{csv_path}: its raw samples {path.name} are missing")
     df = _read_csv(path, "samples CSV")
-    if list(df.columns)[:4] != list(SAMPLE_COLUMNS):
+    if list(df.columns)[:4] not in (list(SAMPLE_COLUMNS), list(COUNT_SAMPLE_COLUMNS)):
         raise UsageError(f"{path}: not a samples CSV (want columns {', '.join(SAMPLE_COLUMNS)})")
-    for col in ("ms", "index", "block"):
+    for col in ("ms", "instructions", "index", "block"):
         if col in df:
             values = pd.to_numeric(df[col], errors="coerce")
             if values.isna().any():
                 raise UsageError(f"{path}: column {col!r} holds a non-number")
-            df[col] = values if col == "ms" else values.astype(int)
+            df[col] = values if col == "ms" else values.astype("int64")
     return df
 
 

@@ -9,9 +9,10 @@ shard launchers hand it to their jobs as it is (no argv re-parsing).
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 from bench import env, progress
 from bench.backends import settings_now
 from bench.clocks import clock_for
+from bench.counting import count_cases
 from bench.errors import UsageError
 from bench.failures import failure
 from bench.isolate import run_in_child
@@ -27,10 +29,12 @@ from bench.noise import CpuWatch, oversubscribed
 from bench.peaks import PeakCache
 from bench.results import (
     COLUMNS,
+    COUNT_SAMPLE_COLUMNS,
     FAILED_STATUSES,
     SAMPLE_COLUMNS,
     SCHEMA_VERSION,
     AppendWriter,
+    Counted,
     Failed,
     Measured,
     Outcome,
@@ -146,6 +150,8 @@ class SweepOptions:
     spec: Spec
     isolate: bool = False
     side_by_side: bool = False
+    metric: str = "time"  # or "instructions": each step counted under callgrind (bench.counting)
+    count_jobs: int = 0  # instructions: valgrind processes at once (0: one per core)
 
 
 @dataclass
@@ -162,9 +168,32 @@ def plan(options: SweepOptions, shard: tuple[int, int] | None = None) -> tuple[l
     """(the cases to measure here, the whole sweep's cases), every check done before anything runs."""
     if options.side_by_side and options.isolate:
         raise UsageError("--side-by-side and --isolate exclude each other (variants share one process)")
-    cases = expand(options.spec, torch.cuda.is_available(), torch.get_num_threads())
+    if options.metric == "instructions":
+        cases = countable_cases(options)
+    else:
+        cases = expand(options.spec, torch.cuda.is_available(), torch.get_num_threads())
     check_cases(cases)
     return (shard_cases(cases, *shard) if shard else cases), cases
+
+
+def countable_cases(options: SweepOptions) -> list[Case]:
+    """The cases of an instruction run: on the CPU, one thread each; the rest refused in one line."""
+    flag = "--metric instructions"
+    if options.side_by_side or options.isolate:
+        raise UsageError(f"{flag} runs each case in a valgrind process: drop --side-by-side/--isolate")
+    spec = options.spec
+    if any("cuda" in grid.get("device", spec.axes["device"]) for grid in spec.grids or ({},)):
+        raise UsageError(
+            f"{flag} counts the host's instructions, which say nothing of the GPU's work: use --device cpu"
+        )
+    # device auto means the CPU, and threads 0 (torch's default) one thread: counts are per step on one thread.
+    cases = expand(spec, cuda_available=False, default_threads=1)
+    for case in cases:
+        if case.threads != 1:
+            raise UsageError(f"{flag} counts one thread (valgrind runs threads one at a time): use --threads 1")
+        if case.impl == "compiled":
+            raise UsageError(f"{flag}: impl=compiled is not counted (torch.compile under valgrind takes many minutes)")
+    return cases
 
 
 def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]:
@@ -234,25 +263,28 @@ def run_sweep(
         "environment": env.environment(),
         "started": now_iso(),
     }
+    counting = options.metric == "instructions"
+    meta["metric"] = options.metric
     write_json_atomic(json_path, meta)
-    warning = oversubscribed(max((c.threads for c in todo), default=0))
+    warning = None if counting else oversubscribed(max((c.threads for c in todo), default=0))
     if warning:
         print(warning, file=sys.stderr)
     rows_out = AppendWriter(out, COLUMNS, exclusive=True)
-    samples_out = AppendWriter(samples_path, SAMPLE_COLUMNS)
+    samples_out = AppendWriter(samples_path, COUNT_SAMPLE_COLUMNS if counting else SAMPLE_COLUMNS)
     rows: list[Row] = []
     try:
         with progress.Bar(len(todo)) as bar:
-            for group in variant_groups(todo) if options.side_by_side else [[c] for c in todo]:
-                bar.start(group[0].case_id + (f" (+{len(group) - 1} side by side)" if len(group) > 1 else ""))
-                for case, outcome in _measure(group, spec.timer, peaks, options.isolate):
-                    gpu = {"gpu_name": env.gpu_name() if case.device == "cuda" else ""}
-                    row = make_row(case, outcome, provenance | gpu, run_id)
-                    rows_out.write(row)
-                    if isinstance(outcome, Measured):
-                        samples_out.write_many(sample_rows(case.case_id, outcome.measurement))
-                    rows.append(row)
-                    bar.advance(row.case.case_id, row.status, row_detail(row))
+            outcomes = _counted(todo, options, bar) if counting else _timed(todo, options, peaks, bar)
+            for case, outcome in outcomes:
+                gpu = {"gpu_name": env.gpu_name() if case.device == "cuda" else ""}
+                row = make_row(case, outcome, provenance | gpu, run_id)
+                rows_out.write(row)
+                if isinstance(outcome, Measured):
+                    samples_out.write_many(sample_rows(case.case_id, outcome.measurement))
+                elif isinstance(outcome, Counted):
+                    samples_out.write_many(sample_rows(case.case_id, outcome))
+                rows.append(row)
+                bar.advance(row.case.case_id, row.status, row_detail(row))
     finally:
         rows_out.close()
         samples_out.close()
@@ -263,7 +295,25 @@ def run_sweep(
     return SweepResult(rows, len(cases) - len(todo))
 
 
+def _timed(
+    todo: Sequence[Case], options: SweepOptions, peaks: PeakCache, bar: progress.Bar
+) -> Iterator[tuple[Case, Outcome]]:
+    """Each case timed (alone, in a child, or with its variants side by side), in order."""
+    for group in variant_groups(todo) if options.side_by_side else [[c] for c in todo]:
+        bar.start(group[0].case_id + (f" (+{len(group) - 1} side by side)" if len(group) > 1 else ""))
+        yield from _measure(group, options.spec.timer, peaks, options.isolate)
+
+
+def _counted(todo: Sequence[Case], options: SweepOptions, bar: progress.Bar) -> Iterator[tuple[Case, Outcome]]:
+    """Each case's instructions, as the valgrind processes finish them."""
+    jobs = options.count_jobs or os.cpu_count() or 1
+    bar.start(f"counting instructions under callgrind in {min(jobs, len(todo))} process(es); importing torch first")
+    yield from count_cases(todo, jobs)
+
+
 def row_detail(row: Row) -> str:
+    if row.instructions is not None:
+        return f"{row.instructions / 1e6:.3f} M instructions (spread {row.instructions_spread:.2%})"
     return f"{row.median_ms:.3f} ms" if row.median_ms is not None else row.error
 
 

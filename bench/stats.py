@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 # The fewest samples whose order-statistic 95% CI of the median is narrower than
 # their range (Binomial(6, 1/2) puts 1.6% below rank 1): below this, no CI.
@@ -39,6 +38,10 @@ class Summary:
 
 def median_ci(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
     """Order-statistic CI of the median; with too few samples, the full range."""
+    # scipy is imported here, not at the top: the instruction-count worker imports this
+    # module under valgrind, where every import is instrumented (scipy.stats costs ~10 s there).
+    from scipy import stats as sps
+
     x = np.sort(np.asarray(samples, dtype=float))
     n = x.size
     # Ranks (1-based) j < k with P(X_(j) <= median <= X_(k)) >= confidence.

@@ -9,7 +9,12 @@ by tens of percent over minutes, and interleaving makes that drift hit both
 sides alike. ``bench compare`` then tests the per-block-pair ratios. The
 pytest-benchmark suite also runs once on the current tree, for its JSON.
 
-Usage: ``python -m bench ci [--against REF | --baseline CSV] [--out DIR]``
+``--metric instructions`` gates on instruction counts instead (``bench run
+--metric instructions`` of the ``ci-instructions`` preset, under callgrind):
+counts do not drift with the machine's load, so no interleaving is needed;
+with ``--against REF`` both trees are counted at once, one per core.
+
+Usage: ``python -m bench ci [--metric instructions] [--against REF | --baseline CSV] [--out DIR]``
 (``python -m bench.ci`` is the same command).
 """
 
@@ -32,7 +37,11 @@ from bench.spec import expand, load_spec
 from bench.stats import MIN_CI_SAMPLES
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_BASELINE = REPO / "results" / "baselines" / "ci-cpu.csv"
+DEFAULT_BASELINES = {
+    "time": REPO / "results" / "baselines" / "ci-cpu.csv",
+    "instructions": REPO / "results" / "baselines" / "ci-instructions.csv",
+}
+DEFAULT_PRESETS = {"time": "ci", "instructions": "ci-instructions"}
 DEFAULT_OUT = REPO / "reports" / "ci"
 
 
@@ -54,6 +63,36 @@ def suite_command(out_csv: Path, *selection: str) -> list[str]:
         f"--benchmark-json={out_csv.with_suffix('')}.benchmark.json",
         "--benchmark-save-data",
     ]
+
+
+def count_command(out_csv: Path, args: argparse.Namespace, jobs: int) -> list[str]:
+    """``bench run --metric instructions`` of the gate's cases into ``out_csv``."""
+    if args.spec is not None:
+        if not args.spec.is_file():
+            raise UsageError(f"--spec {args.spec}: no such file")
+        which = ["--spec", str(args.spec.resolve())]
+    else:
+        which = ["--preset", args.preset]
+    run = [sys.executable, "-m", "bench", "run", "--metric", "instructions"]
+    return [*run, *which, "--out", str(out_csv), "--jobs", str(jobs)]
+
+
+def count_trees(trees: dict[str, Path], outs: dict[str, Path], args: argparse.Namespace) -> None:
+    """Count the gate's cases in each tree with that tree's own code, all trees at once:
+    counts do not care what else runs, so the cores are shared out between the trees."""
+    jobs = max(1, (os.cpu_count() or 1) // len(trees))
+    running = {}
+    for side, tree in trees.items():
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (str(tree), os.environ.get("PYTHONPATH"))))}
+        print(f"[bench_ci] {side}: counting instructions in {tree}", file=sys.stderr, flush=True)
+        running[side] = subprocess.Popen(count_command(outs[side], args, jobs), cwd=tree, env=env)
+    failed = {side: p.wait() for side, p in running.items()}
+    failed = {side: code for side, code in failed.items() if code != 0}
+    if failed:
+        side, code = next(iter(failed.items()))
+        if code == 2:  # a usage error, said in one line above (no valgrind, a tree without --metric)
+            raise SystemExit(2)
+        raise SystemExit(f"counting instructions failed in the {side} tree (exit {code})")
 
 
 def selection(args: argparse.Namespace) -> str:
@@ -86,7 +125,7 @@ def worktree(ref: str, where: Path) -> Path:
     return path
 
 
-def gate(baseline: Path, current: Path, out: Path, threshold: float, allow_env_change: bool) -> int:
+def gate(baseline: Path, current: Path, out: Path, threshold: float | None, allow_env_change: bool) -> int:
     """``bench compare --fail-on-regression``, its summary also in the GitHub job summary."""
     code = compare(baseline, current, CompareConfig(threshold), out, True, allow_env_change)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -97,9 +136,12 @@ def gate(baseline: Path, current: Path, out: Path, threshold: float, allow_env_c
 
 
 def cmd_ci(args: argparse.Namespace) -> int:
-    threshold = parse_threshold(args.threshold)
-    args.baseline = args.baseline or DEFAULT_BASELINE
+    threshold = parse_threshold(args.threshold) if args.threshold is not None else None
+    args.preset = args.preset or DEFAULT_PRESETS[args.metric]
+    args.baseline = args.baseline or DEFAULT_BASELINES[args.metric]
     args.out = args.out or DEFAULT_OUT
+    if args.metric == "instructions":
+        return ci_instructions(args, threshold)
     if args.blocks < MIN_CI_SAMPLES or not args.block_s > 0:
         raise UsageError(f"--blocks {args.blocks} / --block-s {args.block_s}: need >= {MIN_CI_SAMPLES} blocks of > 0 s")
     if args.out.exists():
@@ -140,4 +182,37 @@ def cmd_ci(args: argparse.Namespace) -> int:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
     run_suite(REPO, args.out / "suite.csv", selection(args))  # pytest-benchmark JSON for existing tools
     # Same job, same machine: only the code differs, so the environment check is moot.
+    return gate(base, current, args.out / "compare", threshold, True)
+
+
+def ci_instructions(args: argparse.Namespace, threshold: float | None) -> int:
+    """The gate on instruction counts: refresh the baseline, or count and compare."""
+    from bench.counting import valgrind
+
+    valgrind()  # no valgrind: one line on how to install it, before anything runs
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    if args.refresh_baseline:
+        fresh = args.out / "baseline.csv"
+        count_trees({"current": REPO}, {"current": fresh}, args)
+        args.baseline.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_paths(fresh)[0], run_paths(args.baseline)[0])
+        os.replace(fresh, args.baseline)
+        print(f"baseline: {args.baseline}")
+        return 0
+    current = args.out / "current.csv"
+    if not args.against:
+        if not args.baseline.is_file():
+            raise UsageError(f"--baseline {args.baseline}: no such file (refresh it: see the README)")
+        count_trees({"current": REPO}, {"current": current}, args)
+        return gate(args.baseline, current, args.out / "compare", threshold, False)
+    base = args.out / "base.csv"
+    with tempfile.TemporaryDirectory(prefix="rnnbench-ci-") as tmp:
+        tree = worktree(args.against, Path(tmp))
+        try:
+            count_trees({"base": tree, "current": REPO}, {"base": base, "current": current}, args)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+    # Same job, same machine, same torch: only the code differs.
     return gate(base, current, args.out / "compare", threshold, True)

@@ -20,6 +20,18 @@ from bench.results import write_text_atomic
 COLOURS = {"regression": "tab:red", "improvement": "tab:green", "unchanged": "tab:gray"}
 
 
+def metric_of(result: pd.DataFrame) -> str:
+    """time or instructions: what the compared runs measured (one metric per comparison)."""
+    return str(result["metric"].iloc[0]) if not result.empty else "time"
+
+
+def amounts(r: tuple, metric: str) -> list[str]:
+    """A result row's baseline and current value, in its unit."""
+    if metric == "instructions":
+        return ["" if pd.isna(v) else f"{v:,.0f}" for v in (r.baseline_instructions, r.current_instructions)]
+    return [f"{r.baseline_ms:.4g}", f"{r.current_ms:.4g}"]
+
+
 def ratio_plot(result: pd.DataFrame, threshold: float, folder: Path) -> str | None:
     rows = result.dropna(subset=["ratio"]).sort_values("ratio")
     if rows.empty:
@@ -44,7 +56,10 @@ def ratio_plot(result: pd.DataFrame, threshold: float, folder: Path) -> str | No
     for x in (1 - threshold, 1, 1 + threshold):
         ax.axvline(x, color="k", lw=0.8 if x == 1 else 0.5, ls="-" if x == 1 else "--")
     ax.set_yticks(y, rows["case_id"], fontsize=5)
-    ax.set_xlabel("current median / baseline median (95% bootstrap CI)")
+    if metric_of(result) == "instructions":
+        ax.set_xlabel("current instructions / baseline instructions")
+    else:
+        ax.set_xlabel("current median / baseline median (95% bootstrap CI)")
     ax.legend()
     return save(fig, folder, "compare")
 
@@ -53,42 +68,42 @@ def markdown(
     result: pd.DataFrame, changes: list[str], baseline: Path, current: Path, config: CompareConfig, plot: str | None
 ) -> str:
     counts = result["verdict"].value_counts()
+    metric = metric_of(result)
+    threshold = config.threshold_for(metric)
     doc = Document(f"rnnbench compare: {baseline.name} -> {current.name}")
-    doc.add(
-        Paragraph(
-            ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + f" (threshold {config.threshold:.1%}, "
-            f"Mann–Whitney U at alpha {config.alpha}, bootstrap 95% CI of the median ratio)."
-        )
-    )
+    if metric == "instructions":
+        how = f"instruction counts under callgrind, 1 thread; threshold {threshold:.1%} of the count, no test needed"
+    else:
+        how = f"threshold {threshold:.1%}, Mann–Whitney U at alpha {config.alpha}, bootstrap 95% CI of the median ratio"
+    doc.add(Paragraph(", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + f" ({how})."))
     if changes:
         doc.add(Paragraph("WARNING: the runs come from different environments: " + "; ".join(changes)))
     order = {v: i for i, v in enumerate(("regression", "failed", "missing", "improvement", "unchanged", "unsupported"))}
     shown = result.assign(o=result["verdict"].map(order)).sort_values(["o", "case_id"])
-    table = [
-        [
-            r.case_id,
-            f"{r.baseline_ms:.4g}",
-            f"{r.current_ms:.4g}",
-            "" if pd.isna(r.ratio) else f"{r.ratio:.3f} ({r.ratio_ci_low:.3f}-{r.ratio_ci_high:.3f})",
-            r.verdict,
-            r.why,
-        ]
-        for r in shown.itertuples()
-    ]
-    doc.add(Table(["case", "baseline ms", "current ms", "ratio (95% CI)", "verdict", "why"], table))
+    counted = metric == "instructions"
+
+    def ratio_text(r: tuple) -> str:
+        if pd.isna(r.ratio):
+            return ""
+        return f"{r.ratio:.4f}" if counted else f"{r.ratio:.3f} ({r.ratio_ci_low:.3f}-{r.ratio_ci_high:.3f})"
+
+    table = [[r.case_id, *amounts(r, metric), ratio_text(r), r.verdict, r.why] for r in shown.itertuples()]
+    unit = "instructions" if counted else "ms"
+    ratio = "ratio" if counted else "ratio (95% CI)"
+    doc.add(Table(["case", f"baseline {unit}", f"current {unit}", ratio, "verdict", "why"], table))
     if plot:
         doc.add(Image(plot, "ratio per case"))
     return to_markdown(doc)
 
 
 def terminal_table(result: pd.DataFrame) -> None:
-    table = RichTable("case", "baseline ms", "current ms", "ratio", "verdict")
+    metric = metric_of(result)
+    unit = "instructions" if metric == "instructions" else "ms"
+    table = RichTable("case", f"baseline {unit}", f"current {unit}", "ratio", "verdict")
     style = {"regression": "bold red", "improvement": "green", "failed": "red", "missing": "yellow"}
     for r in result.itertuples():
-        ratio = "" if pd.isna(r.ratio) else f"{r.ratio:.3f}"
-        table.add_row(
-            r.case_id, f"{r.baseline_ms:.4g}", f"{r.current_ms:.4g}", ratio, r.verdict, style=style.get(r.verdict, "")
-        )
+        ratio = "" if pd.isna(r.ratio) else f"{r.ratio:.4f}"
+        table.add_row(r.case_id, *amounts(r, metric), ratio, r.verdict, style=style.get(r.verdict, ""))
     console = Console(stderr=True)
     if not console.is_terminal:
         console.width = 160
@@ -117,7 +132,7 @@ def compare(
         print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
     out = out or Path("reports") / "compare" / f"{baseline.stem}--{current.stem}"
     out.mkdir(parents=True, exist_ok=True)
-    plot = ratio_plot(result, config.threshold, out)
+    plot = ratio_plot(result, config.threshold_for(metric_of(result)), out)
     write_text_atomic(out / "compare.md", markdown(result, changes, baseline, current, config, plot))
     # For a CI job summary: the same text without the plot, which a summary cannot show.
     write_text_atomic(out / "summary.md", markdown(result, changes, baseline, current, config, None))
@@ -133,5 +148,6 @@ def compare(
 def cmd_compare(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha: {args.alpha} must be between 0 and 1")
-    config = CompareConfig(parse_threshold(args.threshold), args.alpha)
+    threshold = parse_threshold(args.threshold) if args.threshold is not None else None
+    config = CompareConfig(threshold, args.alpha)
     return compare(args.baseline, args.current, config, args.out, args.fail_on_regression, args.allow_env_change)

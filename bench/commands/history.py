@@ -30,11 +30,11 @@ def trend_figure(group: pd.DataFrame, steps: pd.DataFrame, folder: Path, name: s
     ax = axes[0][0]
     for _, line in group.groupby("case_id"):
         line = line.sort_values("run_order")
-        first = line["median_ms"].iloc[0]
+        first = line["value"].iloc[0]
         ax.errorbar(
             line["run_order"],
-            line["median_ms"] / first,
-            yerr=[(line["median_ms"] - line["ci_low_ms"]) / first, (line["ci_high_ms"] - line["median_ms"]) / first],
+            line["value"] / first,
+            yerr=[(line["value"] - line["value_low"]) / first, (line["value_high"] - line["value"]) / first],
             marker="o",
             ms=3,
             capsize=2,
@@ -50,13 +50,21 @@ def trend_figure(group: pd.DataFrame, steps: pd.DataFrame, folder: Path, name: s
         fontsize=6,
     )
     ax.set_xlabel("run (commit)")
-    ax.set_ylabel("median / first run's median (95% CI)")
+    counted = (group["metric"] == "instructions").all()
+    ax.set_ylabel("instructions / first run's" if counted else "median / first run's median (95% CI)")
     ax.legend(fontsize=5)
     return save(fig, folder, name)
 
 
+def _amount(ms: float, instructions: float) -> str:
+    """A step's level in its unit: ms for a time line, instructions for a count line."""
+    return f"{ms:.4g} ms" if pd.notna(ms) else f"{instructions:,.0f} instructions"
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    config = HistoryConfig(threshold=parse_threshold(args.threshold))
+    config = HistoryConfig(
+        threshold=parse_threshold(args.threshold), count_threshold=parse_threshold(args.count_threshold)
+    )
     df = collect(args.runs)
     steps, drift = analyse(df, config)
     out: Path = args.out or Path("reports") / "history"
@@ -70,8 +78,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     doc.add(
         Paragraph(
             f"{n_runs} runs, {df['case_id'].nunique()} cases, {df['machine'].nunique()} environment(s); "
-            f"{len(steps)} step(s) beyond {config.threshold:.0%} (PELT change points on log medians, at least two "
-            "runs on each side, scaled by each line's CI and run-to-run scatter)."
+            f"{len(steps)} step(s) beyond {config.threshold:.0%} in time, or {config.count_threshold:.0%} in "
+            "instruction counts (PELT change points on log medians, at least two runs on each side, scaled by each "
+            "line's CI and run-to-run scatter)."
         )
     )
     if n_runs < 4:
@@ -82,13 +91,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         doc.add(
             Table(
-                ["commit", "case", "before ms", "after ms", "ratio", "direction", "note", "environment"],
+                ["commit", "case", "before", "after", "ratio", "direction", "note", "environment"],
                 [
                     [
                         r.commit,
                         r.case_id,
-                        f"{r.before_ms:.4g}",
-                        f"{r.after_ms:.4g}",
+                        _amount(r.before_ms, r.before_instructions),
+                        _amount(r.after_ms, r.after_instructions),
                         f"{r.ratio:.3f}",
                         r.direction,
                         SAME_COMMIT_NOTE if r.same_commit else "",
@@ -102,9 +111,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     doc.add(Paragraph("Median of the last two runs over the median of the first two, per case."))
     doc.add(
         Table(
-            ["case", "runs", "first ms", "last ms", "ratio", "environment"],
+            ["case", "runs", "first", "last", "ratio", "environment"],
             [
-                [r.case_id, str(r.runs), f"{r.first_ms:.4g}", f"{r.last_ms:.4g}", f"{r.ratio:.3f}", r.machine]
+                [
+                    r.case_id,
+                    str(r.runs),
+                    *(
+                        f"{v:,.0f} instructions" if r.metric == "instructions" else f"{v:.4g} ms"
+                        for v in (r.first, r.last)
+                    ),
+                    f"{r.ratio:.3f}",
+                    r.machine,
+                ]
                 for r in drift.head(10).itertuples()
             ],
         )

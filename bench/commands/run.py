@@ -35,7 +35,15 @@ def resolve_spec(args: argparse.Namespace) -> Spec:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    options = SweepOptions(resolve_spec(args), isolate=args.isolate, side_by_side=args.side_by_side)
+    if args.jobs < 0:
+        raise UsageError(f"--jobs: {args.jobs} must be 0 (one per core) or more")
+    options = SweepOptions(
+        resolve_spec(args),
+        isolate=args.isolate,
+        side_by_side=args.side_by_side,
+        metric=args.metric,
+        count_jobs=args.jobs,
+    )
     if args.shards is not None or args.launcher:
         if args.shards is None or not args.launcher or args.shard:
             raise UsageError("--shards N needs --launcher submitit, and excludes --shard")

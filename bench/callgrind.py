@@ -1,0 +1,171 @@
+"""Instruction counts: the instruction clock, and the process that runs under callgrind.
+
+``bench.counting`` starts this module as
+``valgrind --tool=callgrind --collect-atstart=no ... python -m bench.callgrind JOB``.
+The process imports torch once (instrumented but not counted), then forks a
+child per case, so that every case starts from the same state whatever ran
+before it or beside it (Python's specializing interpreter and the allocators
+carry a case's history into the next one's counts, by up to 0.5% here). The
+child builds the case, warms it up (not counted), and counts ``repeats``
+steps through the one measuring loop (``bench.timer.run_loop``) with the
+*instruction clock*: callgrind's collection is switched on around each phase
+(``torch._C._valgrind_toggle``, as ``torch.utils.benchmark``'s
+``collect_callgrind`` does) and its counters are dumped as it is switched off,
+so each dump's ``totals:`` line is one phase's instruction count, and nothing
+between phases (gradient clearing, the loop itself) is counted.
+
+Counts depend on Python's string hashing, so the parent fixes ``PYTHONHASHSEED``;
+with it, two processes count the same steps alike to the instruction.
+
+Protocol: one JSON line per case on the process's original stdout; anything the
+models or torch print goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from bench.backends import settings_now
+from bench.failures import failure
+from bench.spec import Case
+from bench.timer import Clock, FixedCount, Phase, TimerConfig, cpu_clock, gc_paused, run_loop, warm_up
+from bench.workload import build
+
+OUT_FILE_ENV = "RNNBENCH_CALLGRIND_OUT"  # callgrind's --callgrind-out-file (with %p), set by bench.counting
+_TOTALS = re.compile(rb"^totals:\s+(\d+)", re.MULTILINE)
+
+
+class NotCounting(RuntimeError):
+    """This process is not under callgrind, or torch cannot switch its collection."""
+
+
+class Dumps:
+    """This process's numbered callgrind dumps (``OUT.PID.1``, ``OUT.PID.2``, ...), read in order and removed."""
+
+    def __init__(self, out_template: str) -> None:
+        self.out_file = out_template.replace("%p", str(os.getpid()))
+        self.read = 0
+
+    def next_count(self) -> int:
+        self.read += 1
+        path = Path(f"{self.out_file}.{self.read}")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotCounting(
+                f"callgrind wrote no dump {path.name}: is this process running under callgrind?"
+            ) from None
+        path.unlink()
+        found = _TOTALS.search(data)
+        if found is None:
+            raise NotCounting(f"{path.name} has no totals line")
+        return int(found.group(1))
+
+
+def instruction_clock(dumps: Dumps) -> Clock:
+    """A clock for ``run_loop`` that gives each phase's instruction count, not its time."""
+    toggle: Callable[[], None] = torch._C._valgrind_toggle
+    toggle_and_dump: Callable[[], None] = torch._C._valgrind_toggle_and_dump_stats
+
+    def clock(phases: Sequence[Phase]) -> list[float]:
+        counts = []
+        for _, fn in phases:
+            toggle()
+            fn()
+            toggle_and_dump()  # collection off first, then the dump: the dump itself is not counted
+            counts.append(float(dumps.next_count()))
+        return counts
+
+    return clock
+
+
+def check_counting(dumps: Dumps) -> None:
+    """One empty count: refuses a torch without valgrind support or a process outside callgrind."""
+    if not torch._C._valgrind_supported_platform():
+        raise NotCounting(f"torch {torch.__version__} was built without valgrind support: it cannot count")
+    instruction_clock(dumps)([("probe", lambda: None)])
+
+
+def count_case(case: Case, repeats: int, warmups: int, dumps: Dumps) -> dict[str, Any]:
+    """One case's counts per phase (``repeats`` steps after ``warmups`` uncounted ones), as a
+    protocol record; a failure is a record too (``bench.failures``), never an exception."""
+    work = None
+    try:
+        work = build(case)
+        with work.context():
+            warm_up(work.phases, TimerConfig(warmup_runs=warmups, warmup_s=0.0), cpu_clock, work.before_sample)
+            with gc_paused():
+                samples = run_loop(work.phases, instruction_clock(dumps), FixedCount(repeats), work.before_sample)
+            settings = settings_now(case.device)
+        counts = {name: [int(s[i]) for s in samples] for i, (name, _) in enumerate(work.phases)}
+        facts = asdict(work.facts())
+        return {"case_id": case.case_id, "status": "ok", "counts": counts, "facts": facts, "kernel_settings": settings}
+    except NotCounting:
+        raise  # nothing here can count: the parent reports it for every case
+    except Exception as e:
+        failed = failure(e)
+        return {"case_id": case.case_id, "status": failed.status, "error": failed.error}
+    finally:
+        if work is not None:
+            work.close()
+        del work
+
+
+def serve(job: dict[str, Any], protocol: TextIO, out_template: str) -> None:
+    """Count the job's cases in order, each in a forked child that writes its protocol line."""
+    torch.set_num_threads(1)
+    check_counting(Dumps(out_template))
+    for axes in job["cases"]:
+        case = Case.from_axes(axes)
+        pid = os.fork()
+        if pid == 0:  # the child: count, report, and leave without running the parent's cleanup
+            code = 0
+            try:
+                record = count_case(case, job["repeats"], job["warmups"], Dumps(out_template))
+            except NotCounting as e:
+                record, code = {"fatal": str(e)}, 3
+            protocol.write(json.dumps(record) + "\n")
+            protocol.flush()
+            os._exit(code)
+        status = os.waitpid(pid, 0)[1]
+        if os.waitstatus_to_exitcode(status) == 3:
+            raise SystemExit(3)  # the child said why
+        if status != 0:  # it died before its line: say so in its place
+            why = f"the counting process died ({_death(status)})"
+            protocol.write(json.dumps({"case_id": case.case_id, "status": "error", "error": why}) + "\n")
+            protocol.flush()
+
+
+def _death(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"signal {-code}" if code < 0 else f"exit {code}"
+
+
+def main(argv: Sequence[str]) -> int:
+    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    # The parent's import path (its checkout first, --model-path folders), so that this
+    # process runs the same code and finds the same user models.
+    sys.path[:0] = [p for p in job["sys_path"] if p not in sys.path]
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # from here on, stray prints (a user's model, torch) go to stderr
+    try:
+        serve(job, protocol, os.environ[OUT_FILE_ENV])
+    except NotCounting as e:
+        protocol.write(json.dumps({"fatal": str(e)}) + "\n")
+        return 3
+    finally:
+        protocol.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
