@@ -21,7 +21,7 @@ import torch
 from bench import env, progress
 from bench.backends import settings_now
 from bench.clocks import clock_for
-from bench.counting import count_cases
+from bench.counting import count_cases, valgrind
 from bench.errors import UsageError
 from bench.failures import failure
 from bench.isolate import run_in_child
@@ -179,6 +179,7 @@ def plan(options: SweepOptions, shard: tuple[int, int] | None = None) -> tuple[l
 def countable_cases(options: SweepOptions) -> list[Case]:
     """The cases of an instruction run: on the CPU, one thread each; the rest refused in one line."""
     flag = "--metric instructions"
+    valgrind()  # none here: one line on how to install it, before anything runs
     if options.side_by_side or options.isolate:
         raise UsageError(f"{flag} runs each case in a valgrind process: drop --side-by-side/--isolate")
     spec = options.spec

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from bench.errors import UsageError
 from bench.report import sections_compare as compare
 from bench.report import sections_gpu
 from bench.report import sections_impl as impl
+from bench.report import sections_instructions as counts
 from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
-from bench.report.document import Document, Paragraph, to_html, to_markdown
+from bench.report.document import Blocks, Document, Paragraph, to_html, to_markdown
 from bench.report.load import load_many
 from bench.results import write_text_atomic
 
@@ -29,27 +32,39 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     doc.add(
         Paragraph(
             f"{len(df)} cases ({ok} ok) from {', '.join(sorted(df['source'].unique()))}, on {', '.join(machines)}. "
-            "Times are per step, one forward call over one batch (forward and backward for training): medians "
-            "of raw samples with their 95% confidence interval; tokens/s counts valid tokens only."
+            "Times and counts are per step, one forward call over one batch (forward and backward for training): "
+            "medians of raw samples with their 95% confidence interval; tokens/s counts valid tokens only."
         )
     )
-    doc.add(*scaling.scaling(df, out_dir, "batch_size", "seq_len"))
-    doc.add(*scaling.scaling(df, out_dir, "seq_len", "batch_size"))
-    doc.add(*scaling.packing(df, out_dir))
-    doc.add(*impl.implementations(df, out_dir))
-    doc.add(*scaling.depth_direction(df, out_dir))
-    doc.add(*compare.lstm_vs_gru(df, out_dir))
-    doc.add(*compare.user_models(df, out_dir))
-    doc.add(*compare.cpu_vs_gpu(df, out_dir))
-    doc.add(*compare.efficiency(df, out_dir))
-    doc.add(*compare.training_split(df, out_dir))
-    doc.add(*compare.backend(df, out_dir))
-    doc.add(*sections_gpu.gpu(df))
-    doc.add(*tables.profiles(df, out_dir.parent / "profiles", out_dir))
+    # Instruction rows have their own section; the time sections read times alone.
+    counted, timed = df[df["metric"] == "instructions"], df[df["metric"] == "time"]
+    doc.add(*counts.instructions(counted, timed))
+    if not timed.empty or counted.empty:
+        doc.add(*time_sections(timed, out_dir))
     doc.add(*tables.problems(df))
-    doc.add(*tables.summary(df))
+    if not timed.empty:
+        doc.add(*tables.summary(timed))
     doc.add(*tables.environment(df))
     md, page = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md, to_markdown(doc))
     write_text_atomic(page, to_html(doc, out_dir))
     return md, page
+
+
+def time_sections(df: pd.DataFrame, out_dir: Path) -> Blocks:
+    """The sections drawn from timed rows, in reading order."""
+    return [
+        *scaling.scaling(df, out_dir, "batch_size", "seq_len"),
+        *scaling.scaling(df, out_dir, "seq_len", "batch_size"),
+        *scaling.packing(df, out_dir),
+        *impl.implementations(df, out_dir),
+        *scaling.depth_direction(df, out_dir),
+        *compare.lstm_vs_gru(df, out_dir),
+        *compare.user_models(df, out_dir),
+        *compare.cpu_vs_gpu(df, out_dir),
+        *compare.efficiency(df, out_dir),
+        *compare.training_split(df, out_dir),
+        *compare.backend(df, out_dir),
+        *sections_gpu.gpu(df),
+        *tables.profiles(df, out_dir.parent / "profiles", out_dir),
+    ]

@@ -27,7 +27,8 @@ def load_many(paths: Sequence[Path]) -> pd.DataFrame:
     frames = [read_results(Path(p)) for p in paths]
     df = pd.concat(frames, ignore_index=True)
     df["machine"] = df.apply(machine_label, axis=1)
-    clash = df.duplicated(["case_id", "machine"], keep=False) & df.duplicated(["case_id", "machine"])
+    key = ["case_id", "machine", "metric"]  # a case may be both timed and counted
+    clash = df.duplicated(key, keep=False) & df.duplicated(key)
     if clash.any():
         row = df[clash].iloc[0]
         raise UsageError(f"case {row['case_id']!r} on {row['machine']!r} appears in more than one file")
