@@ -39,7 +39,7 @@ def test_tiny_run_holds_the_csv_contract(tmp_path, tiny_spec):
     assert len(training) == 4
     assert (training["fwd_median_ms"].astype(float) > 0).all() and (training["bwd_median_ms"].astype(float) > 0).all()
     assert (df["samples"].astype(int) >= 6).all()
-    assert df["run_id"].nunique() == 1 and (df["schema_version"] == 1).all()
+    assert df["run_id"].nunique() == 1 and (df["schema_version"] == 2).all()
     assert (df["gpu_name"] == "").all() and (df["torch_version"] != "").all()
     # Raw samples: one per sample and phase; training has fwd and bwd.
     samples = pd.read_csv(tmp_path / "run.samples.csv")
