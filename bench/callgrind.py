@@ -121,28 +121,40 @@ def count_case(case: Case, repeats: int, warmups: int, dumps: Dumps) -> dict[str
 
 
 def serve(job: dict[str, Any], protocol: TextIO, out_template: str) -> None:
-    """Count the job's cases in order, each in a forked child that writes its protocol line."""
+    """Count the job's cases in order, each in a forked child that writes its protocol line.
+
+    Two probe children go first: the parent's own state (its heap, its specialized loop)
+    settles over the first fork, and a case's count must not depend on its place in the list.
+    """
     torch.set_num_threads(1)
-    check_counting(Dumps(out_template))
-    for axes in job["cases"]:
-        case = Case.from_axes(axes)
+    cases = [Case.from_axes(axes) for axes in job["cases"]]
+    for case in [None, None, *cases]:
         pid = os.fork()
         if pid == 0:  # the child: count, report, and leave without running the parent's cleanup
-            code = 0
-            try:
-                record = count_case(case, job["repeats"], job["warmups"], Dumps(out_template))
-            except NotCounting as e:
-                record, code = {"fatal": str(e)}, 3
-            protocol.write(json.dumps(record) + "\n")
-            protocol.flush()
-            os._exit(code)
+            os._exit(_child(case, job, protocol, out_template))
         status = os.waitpid(pid, 0)[1]
         if os.waitstatus_to_exitcode(status) == 3:
             raise SystemExit(3)  # the child said why
-        if status != 0:  # it died before its line: say so in its place
+        if status != 0 and case is not None:  # it died before its line: say so in its place
             why = f"the counting process died ({_death(status)})"
             protocol.write(json.dumps({"case_id": case.case_id, "status": "error", "error": why}) + "\n")
             protocol.flush()
+
+
+def _child(case: Case | None, job: dict[str, Any], protocol: TextIO, out_template: str) -> int:
+    """A forked child's work: the probe (``case`` None) or one case's counts; its exit code."""
+    try:
+        dumps = Dumps(out_template)
+        if case is None:
+            check_counting(dumps)
+            return 0
+        record = count_case(case, job["repeats"], job["warmups"], dumps)
+        code = 0
+    except NotCounting as e:
+        record, code = {"fatal": str(e)}, 3
+    protocol.write(json.dumps(record) + "\n")
+    protocol.flush()
+    return code
 
 
 def _death(status: int) -> str:

@@ -96,7 +96,7 @@ class _Worker:
         }
         with self.stderr_path.open("w") as stderr:
             self.process = subprocess.Popen(
-                command(out_file, job), stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, cwd=folder
+                command(out_file, job), stdout=subprocess.PIPE, stderr=stderr, env=env, text=True, cwd=REPO_ROOT
             )
         assert self.process.stdout is not None
         self.reader = threading.Thread(target=self._read, args=(self.process.stdout, lines), daemon=True)

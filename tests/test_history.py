@@ -65,7 +65,7 @@ def test_slow_creep_is_reported_as_drift(tmp_path):
     runs = write_history(tmp_path / "runs", lambda i, c: 1.02**i if c.case_id == creeper else 1.0, runs=8)
     _, out, _ = history(tmp_path, runs)
     md = (out / "history.md").read_text()
-    drift = md.split("Largest drift over the window")[1]
+    drift = md.split("## Largest drift over the window")[1]
     first_row = [line for line in drift.splitlines() if line.startswith("| ") and "abcdef" not in line][1]
     assert creeper.replace("_", "\\_") in first_row.replace("-", "-")
     ratio = float(first_row.split("|")[5])

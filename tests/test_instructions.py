@@ -33,7 +33,9 @@ from bench.results import (
 )
 from bench.spec import Case
 
-needs_valgrind = pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind (apt-get install valgrind)")
+needs_valgrind = pytest.mark.skipif(
+    shutil.which("valgrind") is None, reason="needs valgrind (apt-get install valgrind)"
+)
 FACTS = WorkFacts(valid_tokens=64, padding_fraction=0.0, gflop=0.01)
 COUNT_ENV = {"cpu_capability": "AVX512", "python_version": "3.11.7"}
 

@@ -67,7 +67,7 @@ def test_report_files_exist_and_are_valid(tiny_run, tmp_path):
     assert set(links) == {p.name for p in pngs}
     # HTML is self-contained: images inline, no external scripts, styles or links.
     assert page.count("data:image/png;base64,") == len(pngs)
-    assert not re.search(r"(src|href)\s*=\s*['\"](?!data:)", page)
+    assert not re.search(r"(src|href)\s*=\s*['\"](?!data:|#)", page)  # in-page anchors only
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert "Packed vs padded" in md and "Every case" in md and "Environment" in md
     assert "Padded results against packed ones" in md and "Drifting for" in md  # from max_abs_err

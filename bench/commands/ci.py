@@ -12,7 +12,8 @@ pytest-benchmark suite also runs once on the current tree, for its JSON.
 ``--metric instructions`` gates on instruction counts instead (``bench run
 --metric instructions`` of the ``ci-instructions`` preset, under callgrind):
 counts do not drift with the machine's load, so no interleaving is needed;
-with ``--against REF`` both trees are counted at once, one per core.
+with ``--against REF`` the two sides are counted in turn, each from the same
+path (``counting_tree``), so that nothing but the code differs between them.
 
 Usage: ``python -m bench ci [--metric instructions] [--against REF | --baseline CSV] [--out DIR]``
 (``python -m bench.ci`` is the same command).
@@ -21,12 +22,16 @@ Usage: ``python -m bench ci [--metric instructions] [--against REF | --baseline 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import filelock
 
 from bench.commands.compare import compare
 from bench.compare import CompareConfig, parse_threshold
@@ -77,22 +82,44 @@ def count_command(out_csv: Path, args: argparse.Namespace, jobs: int) -> list[st
     return [*run, *which, "--out", str(out_csv), "--jobs", str(jobs)]
 
 
-def count_trees(trees: dict[str, Path], outs: dict[str, Path], args: argparse.Namespace) -> None:
-    """Count the gate's cases in each tree with that tree's own code, all trees at once:
-    counts do not care what else runs, so the cores are shared out between the trees."""
-    jobs = max(1, (os.cpu_count() or 1) // len(trees))
-    running = {}
-    for side, tree in trees.items():
+COUNT_TREE = Path(tempfile.gettempdir()) / "rnnbench-count-tree"
+COPY_IGNORED = (".git", ".nox", ".venv", "results", "reports", "build", "*.egg-info", "__pycache__")
+
+
+@contextlib.contextmanager
+def counting_tree(ref: str | None) -> Iterator[Path]:
+    """The code to count, always at one path: ``ref`` checked out, or (None) a copy of this
+    working tree, uncommitted and untracked files included.
+
+    Python's hashes of path strings (the tree's place on sys.path) shape dict layouts, so
+    the same code counted from two paths differs by up to 0.4% here; from one path, by
+    nothing. A lock keeps two gates on one machine from sharing the path.
+    """
+    with filelock.FileLock(str(COUNT_TREE) + ".lock"):
+        shutil.rmtree(COUNT_TREE, ignore_errors=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=REPO, capture_output=True)
+        try:
+            if ref is None:
+                shutil.copytree(REPO, COUNT_TREE, ignore=shutil.ignore_patterns(*COPY_IGNORED))
+            else:
+                checkout(ref, COUNT_TREE)
+            yield COUNT_TREE
+        finally:
+            if ref is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(COUNT_TREE)], cwd=REPO, capture_output=True)
+            shutil.rmtree(COUNT_TREE, ignore_errors=True)
+
+
+def count_tree(side: str, ref: str | None, out: Path, args: argparse.Namespace) -> None:
+    """Count the gate's cases with the code of ``ref`` (None: this working tree) into ``out``."""
+    with counting_tree(ref) as tree:
         env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, (str(tree), os.environ.get("PYTHONPATH"))))}
-        print(f"[bench_ci] {side}: counting instructions in {tree}", file=sys.stderr, flush=True)
-        running[side] = subprocess.Popen(count_command(outs[side], args, jobs), cwd=tree, env=env)
-    failed = {side: p.wait() for side, p in running.items()}
-    failed = {side: code for side, code in failed.items() if code != 0}
-    if failed:
-        side, code = next(iter(failed.items()))
-        if code == 2:  # a usage error, said in one line above (no valgrind, a tree without --metric)
-            raise SystemExit(2)
-        raise SystemExit(f"counting instructions failed in the {side} tree (exit {code})")
+        print(f"[bench_ci] {side}: counting instructions ({ref or 'this working tree'})", file=sys.stderr, flush=True)
+        code = subprocess.run(count_command(out, args, os.cpu_count() or 1), cwd=tree, env=env).returncode
+    if code == 2:  # a usage error, said in one line above (no valgrind, a tree without --metric)
+        raise SystemExit(2)
+    if code != 0:
+        raise SystemExit(f"counting instructions failed for the {side} side (exit {code})")
 
 
 def selection(args: argparse.Namespace) -> str:
@@ -115,13 +142,17 @@ def run_suite(tree: Path, out_csv: Path, which: str) -> None:
         raise SystemExit(f"the CI suite failed in {tree} (exit {done.returncode})")
 
 
-def worktree(ref: str, where: Path) -> Path:
-    path = where / "baseline-tree"
+def checkout(ref: str, path: Path) -> None:
     done = subprocess.run(
         ["git", "worktree", "add", "--detach", str(path), ref], cwd=REPO, capture_output=True, text=True
     )
     if done.returncode != 0:
         raise UsageError(f"--against {ref}: cannot check it out ({done.stderr.strip().splitlines()[-1]})")
+
+
+def worktree(ref: str, where: Path) -> Path:
+    path = where / "baseline-tree"
+    checkout(ref, path)
     return path
 
 
@@ -186,16 +217,20 @@ def cmd_ci(args: argparse.Namespace) -> int:
 
 
 def ci_instructions(args: argparse.Namespace, threshold: float | None) -> int:
-    """The gate on instruction counts: refresh the baseline, or count and compare."""
+    """The gate on instruction counts: refresh the baseline, or count and compare.
+
+    Each side is counted in turn at the same path (``counting_tree``), with every core.
+    """
     from bench.counting import valgrind
 
     valgrind()  # no valgrind: one line on how to install it, before anything runs
+    args.out = args.out.resolve()
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
     if args.refresh_baseline:
         fresh = args.out / "baseline.csv"
-        count_trees({"current": REPO}, {"current": fresh}, args)
+        count_tree("current", None, fresh, args)
         args.baseline.parent.mkdir(parents=True, exist_ok=True)
         os.replace(run_paths(fresh)[0], run_paths(args.baseline)[0])
         os.replace(fresh, args.baseline)
@@ -205,14 +240,10 @@ def ci_instructions(args: argparse.Namespace, threshold: float | None) -> int:
     if not args.against:
         if not args.baseline.is_file():
             raise UsageError(f"--baseline {args.baseline}: no such file (refresh it: see the README)")
-        count_trees({"current": REPO}, {"current": current}, args)
+        count_tree("current", None, current, args)
         return gate(args.baseline, current, args.out / "compare", threshold, False)
     base = args.out / "base.csv"
-    with tempfile.TemporaryDirectory(prefix="rnnbench-ci-") as tmp:
-        tree = worktree(args.against, Path(tmp))
-        try:
-            count_trees({"base": tree, "current": REPO}, {"base": base, "current": current}, args)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
-    # Same job, same machine, same torch: only the code differs.
+    count_tree("base", args.against, base, args)
+    count_tree("current", None, current, args)
+    # Same job, same machine, same torch, same path: only the code differs.
     return gate(base, current, args.out / "compare", threshold, True)

@@ -15,6 +15,7 @@ from bench.report import sections_instructions as counts
 from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
 from bench.report.document import Blocks, Document, Paragraph, to_html, to_markdown
+from bench.report.findings import findings
 from bench.report.load import load_many
 from bench.results import write_text_atomic
 
@@ -38,13 +39,15 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     )
     # Instruction rows have their own section; the time sections read times alone.
     counted, timed = df[df["metric"] == "instructions"], df[df["metric"] == "time"]
+    doc.add(*findings(timed))
+    doc.add(*tables.environment(df))
     doc.add(*counts.instructions(counted, timed))
     if not timed.empty or counted.empty:
         doc.add(*time_sections(timed, out_dir))
+    doc.add(*tables.pivot(timed))
     doc.add(*tables.problems(df))
     if not timed.empty:
-        doc.add(*tables.summary(timed))
-    doc.add(*tables.environment(df))
+        doc.add(*tables.summary(timed))  # every case, last
     md, page = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md, to_markdown(doc))
     write_text_atomic(page, to_html(doc, out_dir))
@@ -57,6 +60,7 @@ def time_sections(df: pd.DataFrame, out_dir: Path) -> Blocks:
         *scaling.scaling(df, out_dir, "batch_size", "seq_len"),
         *scaling.scaling(df, out_dir, "seq_len", "batch_size"),
         *scaling.packing(df, out_dir),
+        *scaling.threads(df, out_dir),
         *impl.implementations(df, out_dir),
         *scaling.depth_direction(df, out_dir),
         *compare.lstm_vs_gru(df, out_dir),

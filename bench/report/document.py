@@ -46,16 +46,23 @@ class Table:
     sortable: bool = False
 
 
-Block = Heading | Paragraph | Image | Link | Table
+@dataclass
+class Findings:
+    """A list of statements, each linked to the section (by its heading) that shows it."""
+
+    items: list[tuple[str, str]]  # (text, section heading)
+
+
+Block = Heading | Paragraph | Image | Link | Table | Findings
 Blocks = list[Block]  # what a report section returns
 
 
 @dataclass
 class Document:
     title: str
-    blocks: list[Heading | Paragraph | Image | Link | Table] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
 
-    def add(self, *blocks: Heading | Paragraph | Image | Link | Table) -> None:
+    def add(self, *blocks: Block) -> None:
         self.blocks.extend(blocks)
 
 
@@ -69,6 +76,9 @@ def md_text(text: str) -> str:
 
 def to_markdown(doc: Document) -> str:
     out = [f"# {md_text(doc.title)}", ""]
+    sections = [b for b in doc.blocks if isinstance(b, Heading) and b.level == 2]
+    if len(sections) > 1:  # GitHub makes the same anchors from the headings
+        out += [f"{i}. [{md_text(h.text)}](#{anchor(h.text)})" for i, h in enumerate(sections, 1)] + [""]
     for b in doc.blocks:
         if isinstance(b, Heading):
             out += ["#" * b.level + " " + md_text(b.text), ""]
@@ -78,6 +88,9 @@ def to_markdown(doc: Document) -> str:
             out += [f"![{md_text(b.alt)}]({b.file})", ""]
         elif isinstance(b, Link):
             out += [f"- [{md_text(b.text)}]({urllib.parse.quote(b.href)})" + (f": {md_text(b.note)}" if b.note else "")]
+        elif isinstance(b, Findings):
+            out += [f"- {md_text(text)} ([{md_text(section)}](#{anchor(section)}))" for text, section in b.items]
+            out.append("")
         else:
             out.append("| " + " | ".join(md_text(h) for h in b.header) + " |")
             out.append("|" + "---|" * len(b.header))
@@ -86,10 +99,13 @@ def to_markdown(doc: Document) -> str:
     return "\n".join(out)
 
 
+# Tables scroll inside their own box (.scroll), so a wide one never widens the page;
+# case ids stay on one line there instead of wrapping onto five.
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-img{max-width:100%}table{border-collapse:collapse;font-size:13px}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}th{background:#eee}
-th.sortable{cursor:pointer}"""
+img{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%;margin:0.5em 0}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;
+white-space:nowrap}th{background:#eee}th.sortable{cursor:pointer}p,li{overflow-wrap:anywhere}
+nav.toc{background:#f6f6f6;padding:0.5em 1em;border:1px solid #ddd}nav.toc ol{margin:0.3em 0}"""
 # Inline, so the file opens offline: click a header to sort by it (numbers as numbers).
 SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th,i){
 th.classList.add('sortable');th.addEventListener('click',function(){
@@ -99,29 +115,46 @@ p=parseFloat(x),q=parseFloat(y);var c=(!isNaN(p)&&!isNaN(q))?p-q:x.localeCompare
 rows.forEach(function(r){tb.appendChild(r);});});});"""
 
 
+def anchor(text: str) -> str:
+    """A heading's id, as GitHub spells it: lower case, spaces to hyphens, punctuation dropped."""
+    kept = "".join(ch for ch in text.lower() if ch.isalnum() or ch in " -_")
+    return kept.replace(" ", "-")
+
+
 def to_html(doc: Document, folder: Path) -> str:
     esc = html.escape
+    sections = [b for b in doc.blocks if isinstance(b, Heading) and b.level == 2]
     out = [
         "<!doctype html><html><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{esc(doc.title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{esc(doc.title)}</h1>",
     ]
+    if len(sections) > 1:
+        items = "".join(f"<li><a href='#{esc(anchor(h.text))}'>{esc(h.text)}</a></li>" for h in sections)
+        out.append(f"<nav class='toc'><strong>Contents</strong><ol>{items}</ol></nav>")
     for b in doc.blocks:
         if isinstance(b, Heading):
-            out.append(f"<h{b.level}>{esc(b.text)}</h{b.level}>")
+            out.append(f"<h{b.level} id='{esc(anchor(b.text))}'>{esc(b.text)}</h{b.level}>")
         elif isinstance(b, Paragraph):
             out.append(f"<p>{esc(b.text)}</p>")
         elif isinstance(b, Image):
             data = base64.b64encode((folder / b.file).read_bytes()).decode("ascii")
             out.append(f"<p><img alt='{esc(b.alt)}' src='data:image/png;base64,{data}'></p>")
+        elif isinstance(b, Findings):
+            items = (
+                f"<li>{esc(text)} <a href='#{esc(anchor(section))}'>→ {esc(section)}</a></li>"
+                for text, section in b.items
+            )
+            out.append("<ul class='findings'>" + "".join(items) + "</ul>")
         elif isinstance(b, Link):
             # Text, not a live link: the page stays one self-contained file.
             out.append(f"<p>{esc(b.text)}: <code>{esc(b.href)}</code>{': ' + esc(b.note) if b.note else ''}</p>")
         else:
             cls = " class='sortable'" if b.sortable else ""
-            out.append(f"<table{cls}><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in b.header))
+            out.append(f"<div class='scroll'><table{cls}><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in b.header))
             out.append("</tr></thead><tbody>")
             out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in b.rows]
-            out.append("</tbody></table>")
+            out.append("</tbody></table></div>")
     out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(out)

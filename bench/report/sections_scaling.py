@@ -177,3 +177,37 @@ def depth_direction(df: pd.DataFrame, folder: Path) -> Blocks:
     file = save(fig, folder, "depth_direction")
     sentence = f"Two bidirectional layers against one unidirectional layer: {', '.join(findings) or 'n/a'}."
     return [Heading(title), Paragraph(sentence), Image(file, title)]
+
+
+THREADS_TITLE = "Threads"
+
+
+def threads(df: pd.DataFrame, folder: Path) -> Blocks:
+    """CPU speed-up from one thread to more, per model and mode: time at 1 thread / time at t."""
+    cpu = ok_rows(df)[lambda d: d["device"] == "cpu"]
+    rows = typical(cpu, vary=["threads", "mode"])
+    if rows["threads"].nunique() < 2 or not (rows["threads"] == 1).any():
+        return [Heading(THREADS_TITLE), Paragraph(missing_note("CPU runs at 1 and more threads", "--threads 1,2"))]
+    one = rows[rows["threads"] == 1].set_index(["model", "mode", "machine"])["median_ms"]
+    fig, axes = new_figure(height=3.2)
+    ax = axes[0][0]
+    lines = []
+    for (model, mode, machine), g in rows.groupby(["model", "mode", "machine"], sort=True):
+        if (model, mode, machine) not in one.index:
+            continue
+        g = g.sort_values("threads")
+        speedup = one[(model, mode, machine)] / g["median_ms"]
+        ax.plot(g["threads"], speedup, marker="o", ms=4, label=f"{model} {mode}")
+        lines.append((model, mode, g["threads"].iloc[-1], float(speedup.iloc[-1])))
+    top = int(rows["threads"].max())
+    ax.plot([1, top], [1, top], color="0.6", ls=":", label="linear")
+    ax.set_xticks(sorted(rows["threads"].unique()))
+    ax.set_xlabel("intra-op threads")
+    ax.set_ylabel("speed-up over 1 thread")
+    ax.set_title(f"How much do more threads help? ({', '.join(sorted(rows['machine'].unique()))})")
+    ax.legend()
+    file = save(fig, folder, "threads")
+    said = "; ".join(f"{m} {mode}: {s:.2f}× at {t} threads" for m, mode, t, s in lines)
+    fixed = fixed_axes(rows, ["threads", "mode"])
+    sentence = f"Speed-up over one thread (time at 1 / time at t): {said}; fixed axes: {fixed}."
+    return [Heading(THREADS_TITLE), Paragraph(sentence), Image(file, THREADS_TITLE)]

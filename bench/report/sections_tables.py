@@ -10,7 +10,7 @@ import pandas as pd
 from bench.errors import UsageError
 from bench.report.document import Blocks, Heading, Link, Paragraph, Table
 from bench.results import PROVENANCE_COLUMNS
-from bench.spec import Case
+from bench.spec import AXES, Case
 
 
 def _num(value: float, fmt: str) -> str:
@@ -32,7 +32,8 @@ def summary(df: pd.DataFrame) -> Blocks:
         "note",
     ]
     rows = []
-    for _, r in df.sort_values(["machine", "case_id"]).iterrows():
+    # Sorted by the axes' values, so batch sizes read 1, 8, 32, 128 (not b1, b128, b32, b8).
+    for _, r in df.sort_values(["machine", *(a.name for a in AXES)]).iterrows():
         ci = f"{r['ci_low_ms']:.4g}–{r['ci_high_ms']:.4g}" if r["status"] == "ok" else ""
         rows.append(
             [
@@ -122,3 +123,50 @@ def profiles(df: pd.DataFrame, profiles_dir: Path, report_dir: Path) -> Blocks:
     if not links:
         return []
     return [Heading("Profiles"), Paragraph("Cases of this report profiled with `python -m bench profile`:"), *links]
+
+
+PIVOT_TITLE = "Variants side by side"
+SHAPE = ("machine", "model", "mode", "num_layers", "bidirectional", "lengths", "threads", "batch_size", "seq_len")
+
+
+def variant_label(row: pd.Series) -> str:
+    return row["varlen"] if row["impl"] == "module" else f"{row['varlen']} {row['impl']}"
+
+
+def pivot(df: pd.DataFrame) -> Blocks:
+    """One row per shape, one column per variant (varlen and impl), like torch.utils.benchmark's
+    Compare: each cell the median step time with its CI and its ratio to the row's fastest."""
+    rows = df[(df["status"] == "ok") & (df["metric"] == "time")]
+    rows = rows[(rows["dtype"] == "float32") & (rows["backend"] == "default") & (rows["tf32"] == "off")]
+    rows = rows.assign(variant=rows.apply(variant_label, axis=1))
+    if rows.empty or rows["variant"].nunique() < 2:
+        return []
+    order = [v for v in ("padded", "packed", "exact") if v in set(rows["variant"])]
+    order += sorted(set(rows["variant"]) - set(order))
+    table = []
+    for shape, g in rows.groupby(list(SHAPE), sort=True):  # numeric sort: batch 1, 8, 32, 128
+        if g["variant"].nunique() < 2:
+            continue
+        best = g["median_ms"].min()
+        cells = {}
+        for _, r in g.iterrows():
+            half = (r["ci_high_ms"] - r["ci_low_ms"]) / 2 / r["median_ms"]
+            mark = "best" if r["median_ms"] == best else f"{r['median_ms'] / best:.2f}×"
+            cells[r["variant"]] = f"{r['median_ms']:.3g} ±{half:.0%} ({mark})"
+        values = dict(zip(SHAPE, shape, strict=True))
+        label = (
+            f"{values['model']} {values['mode']} b{values['batch_size']} L{values['seq_len']} "
+            f"{values['num_layers']}×{'bi' if values['bidirectional'] else 'uni'} {values['lengths']} "
+            f"t{values['threads']}"
+        )
+        table.append([label, values["machine"], *(cells.get(v, "") for v in order)])
+    if not table:
+        return []
+    return [
+        Heading(PIVOT_TITLE),
+        Paragraph(
+            "Median step time in ms, ±half its 95% CI, and its ratio to the fastest variant of the row "
+            "(float32, default kernels). Rows are shapes, sorted by their values; empty cells were not run."
+        ),
+        Table(["shape", "machine", *order], table),
+    ]

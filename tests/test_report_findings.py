@@ -1,0 +1,88 @@
+"""The report's key findings: a number, a CI and a link per question the run can answer,
+and the flags to add for the questions it cannot."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import factories
+import numpy as np
+from factories import make_case
+
+from bench.cli import main
+from bench.report.document import anchor
+
+# time factor of each variant, by (mode, padding): packing pays at 50% padding, not at 10%
+PACKED = {
+    ("inference", "pad:0.1"): 1.2,
+    ("inference", "pad:0.5"): 0.8,
+    ("training", "pad:0.1"): 1.5,
+    ("training", "pad:0.5"): 0.9,
+}
+THREADS = {1: 1.0, 2: 1 / 1.8}  # 1.8x faster on two threads
+
+
+def samples(median: float, rng: np.random.Generator) -> np.ndarray:
+    return median * rng.lognormal(0, 0.01, 12)
+
+
+def test_findings_answer_packing_per_padding_and_threads_with_a_ci_and_a_link(tmp_path):
+    rng = np.random.default_rng(0)
+    outcomes = {}
+    for mode, lengths, threads, varlen, batch in itertools.product(
+        ("inference", "training"), ("pad:0.1", "pad:0.5"), (1, 2), ("padded", "packed"), (8, 16, 32)
+    ):
+        case = make_case(mode=mode, lengths=lengths, threads=threads, varlen=varlen, batch_size=batch)
+        factor = PACKED[(mode, lengths)] if varlen == "packed" else 1.0
+        outcomes[case] = samples(10.0 * batch * factor * THREADS[threads], rng)
+    run = factories.write_run(tmp_path / "run.csv", outcomes)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    found = {
+        m.group(1): m
+        for m in re.finditer(
+            r"^- (packed / padded time \(([a-z]+), (\d+)% padding\)): ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\).*\(\[Packed vs padded\]\(#packed-vs-padded\)\)$",
+            md,
+            re.M,
+        )
+    }
+    assert len(found) == 4, md
+    for (mode, lengths), factor in PACKED.items():
+        m = found[f"packed / padded time ({mode}, {round(float(lengths[4:]) * 100)}% padding)"]
+        ratio, low, high = float(m.group(4)), float(m.group(5)), float(m.group(6))
+        assert abs(ratio - factor) < 0.02 and low <= ratio <= high and high - low < 0.1
+    threads = re.search(
+        r"^- 2 threads speed-up over 1 .*: ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\).*\(#threads\)\)$", md, re.M
+    )
+    assert threads and abs(float(threads.group(1)) - 1.8) < 0.03
+    html = (tmp_path / "rep" / "report.html").read_text()
+    for section in ("Packed vs padded", "Threads", "Key findings"):
+        assert f"id='{anchor(section)}'" in html and f"href='#{anchor(section)}'" in html
+    assert (tmp_path / "rep" / "threads.png").exists() and "![Threads](threads.png)" in md
+
+
+def test_questions_the_run_cannot_answer_say_which_flags_add_them(tmp_path):
+    run = factories.write_run(tmp_path / "run.csv", {make_case(): [1.0] * 10, make_case(batch_size=8): [2.0] * 10})
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    findings = md.split("## Key findings", 1)[1].split("\n## ", 1)[0]
+    assert "Scope: devices cpu; dtypes float32; batch sizes 4, 8" in findings
+    for question, flag in (
+        ("packed / padded time", "--varlen padded,packed"),
+        ("threads", "--threads 1,2"),
+        ("GRU / LSTM time", "--model lstm,gru"),
+    ):
+        assert re.search(rf"^- {re.escape(question)}: not in this run \(add \\`{re.escape(flag)}", findings, re.M), (
+            question
+        )
+
+
+def test_markdown_contents_link_every_section_as_github_names_them(tmp_path):
+    run = factories.write_run(tmp_path / "run.csv", {make_case(): [1.0] * 10})
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    headings = re.findall(r"^## (.+)$", md, re.M)
+    contents = re.findall(r"^\d+\. \[(.+)\]\(#(.+)\)$", md, re.M)
+    assert [h for h, _ in contents] == headings
+    assert ("Backend: cuDNN/oneDNN vs native kernels", "backend-cudnnonednn-vs-native-kernels") in contents
