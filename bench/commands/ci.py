@@ -83,13 +83,12 @@ def count_command(out_csv: Path, args: argparse.Namespace, jobs: int) -> list[st
 
 
 COUNT_TREE = Path(tempfile.gettempdir()) / "rnnbench-count-tree"
-COPY_IGNORED = (".git", ".nox", ".venv", "results", "reports", "build", "*.egg-info", "__pycache__")
 
 
 @contextlib.contextmanager
 def counting_tree(ref: str | None) -> Iterator[Path]:
-    """The code to count, always at one path: ``ref`` checked out, or (None) a copy of this
-    working tree, uncommitted and untracked files included.
+    """The code to count, always at one path: ``ref`` checked out, or (None) a snapshot of
+    this working tree, uncommitted and untracked files included.
 
     Python's hashes of path strings (the tree's place on sys.path) shape dict layouts, so
     the same code counted from two paths differs by up to 0.4% here; from one path, by
@@ -99,15 +98,30 @@ def counting_tree(ref: str | None) -> Iterator[Path]:
         shutil.rmtree(COUNT_TREE, ignore_errors=True)
         subprocess.run(["git", "worktree", "prune"], cwd=REPO, capture_output=True)
         try:
-            if ref is None:
-                shutil.copytree(REPO, COUNT_TREE, ignore=shutil.ignore_patterns(*COPY_IGNORED))
-            else:
-                checkout(ref, COUNT_TREE)
+            # Both sides as git checkouts: the same files in the same folders, so that
+            # even the import system's directory listings match.
+            checkout(ref or snapshot(), COUNT_TREE)
             yield COUNT_TREE
         finally:
-            if ref is not None:
-                subprocess.run(["git", "worktree", "remove", "--force", str(COUNT_TREE)], cwd=REPO, capture_output=True)
+            subprocess.run(["git", "worktree", "remove", "--force", str(COUNT_TREE)], cwd=REPO, capture_output=True)
             shutil.rmtree(COUNT_TREE, ignore_errors=True)
+
+
+def snapshot() -> str:
+    """A commit of this working tree as it is (changes and untracked files, not ignored ones),
+    made through a scratch index: the user's index, branch and stash are left alone."""
+    with tempfile.TemporaryDirectory(prefix="rnnbench-index-") as tmp:
+        env = os.environ | {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+
+        def git(*argv: str) -> str:
+            done = subprocess.run(["git", *argv], cwd=REPO, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise UsageError(f"cannot snapshot the working tree for counting ({done.stderr.strip()})")
+            return done.stdout.strip()
+
+        git("add", "-A")
+        tree = git("write-tree")
+        return git("commit-tree", tree, "-p", "HEAD", "-m", "rnnbench: working tree, for counting")
 
 
 def count_tree(side: str, ref: str | None, out: Path, args: argparse.Namespace) -> None:
