@@ -197,7 +197,7 @@ def test_history_finds_a_one_percent_step_in_counts(tmp_path):
         )
         frame = pd.read_csv(tmp_path / f"run{i}.csv", dtype=str, keep_default_na=False)
         frame.assign(timestamp=f"2026-11-0{i + 1}T00:00:00").to_csv(tmp_path / f"run{i}.csv", index=False)
-    steps, drift = analyse(collect([tmp_path]), HistoryConfig())
+    steps, _ = analyse(collect([tmp_path]), HistoryConfig())
     assert list(steps["case_id"]) == [moved.case_id]
     step = steps.iloc[0]
     assert step["metric"] == "instructions" and step["ratio"] == pytest.approx(1.012)
@@ -276,3 +276,37 @@ def test_a_process_that_dies_fails_its_cases_not_the_run(tmp_path, monkeypatch):
     outcomes = dict(count_cases(cases, jobs=2))
     assert set(outcomes) == set(cases)
     assert all(isinstance(o, Failed) and "exited with 7: valgrind: cannot start" in o.error for o in outcomes.values())
+
+
+def test_the_gate_counts_a_snapshot_of_the_working_tree_and_leaves_git_alone(tmp_path, monkeypatch):
+    import subprocess
+
+    from bench.commands import ci
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "root")
+    (repo / "model.py").write_text("old\n")
+    git("add", "model.py")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "model")
+    (repo / "model.py").write_text("changed\n")  # not staged
+    (repo / "new.py").write_text("untracked\n")
+    status = git("status", "--porcelain")
+    monkeypatch.setattr(ci, "REPO", repo)
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@t")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@t")
+    commit = ci.snapshot()
+    assert git("show", f"{commit}:model.py") == "changed\n" and git("show", f"{commit}:new.py") == "untracked\n"
+    assert git("status", "--porcelain") == status  # index and files as they were
+    assert git("rev-parse", "HEAD").strip() != commit  # no branch moved
+    monkeypatch.setattr(ci, "COUNT_TREE", tmp_path / "count-tree")
+    with ci.counting_tree(None) as tree:
+        assert (tree / "model.py").read_text() == "changed\n" and (tree / "new.py").exists()
+    assert not (tmp_path / "count-tree").exists()

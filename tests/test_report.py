@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pandas as pd
 import pytest
 from factories import TINY_SPEC
@@ -194,3 +195,40 @@ def test_results_from_before_the_varlen_and_impl_axes_still_load(tiny_run, tmp_p
     assert list(loaded["varlen"]) == list(df["varlen"]) and set(loaded["impl"]) == {"module"}
     md, _ = report([old], tmp_path / "rep")
     assert "Packing costs" in md
+
+
+def test_a_figure_names_one_machine_once_in_its_title_and_labels_log_axes_plainly(tmp_path):
+    from bench.report.plotting import MACHINE_SEP, new_figure, save
+
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    ax.plot([1, 10, 1000], [5, 60, 70000], label=f"lstm{MACHINE_SEP}cpu box")
+    ax.plot([1, 10, 1000], [6, 70, 80000], label=f"gru{MACHINE_SEP}cpu box")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.legend()
+    save(fig, tmp_path, "one", "Does it scale?")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["lstm", "gru"]
+    assert fig.get_suptitle() == "Does it scale? (cpu box)"
+    labels = [t.get_text() for t in ax.yaxis.get_ticklabels()]
+    assert "10,000" in labels and not any("10^" in t or "$" in t for t in labels)
+
+    fig, axes = new_figure()
+    ax = axes[0][0]
+    ax.plot([1, 2], [1, 2], label=f"lstm{MACHINE_SEP}box a")
+    ax.plot([1, 2], [2, 3], label=f"lstm{MACHINE_SEP}box b")
+    ax.legend()
+    save(fig, tmp_path, "two", "Does it scale?")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"lstm{MACHINE_SEP}box a", f"lstm{MACHINE_SEP}box b"]
+    assert fig.get_suptitle() == "Does it scale?"
+
+
+def test_heatmap_cells_not_measured_are_hatched_not_coloured(tmp_path):
+    from bench.report.plotting import new_figure, ratio_heatmap, ratio_norm
+
+    grid = pd.DataFrame([[0.5, np.nan], [1.2, 2.0]], index=[16, 32], columns=[1, 8])
+    _, axes = new_figure()
+    ax = axes[0][0]
+    ratio_heatmap(ax, grid, ratio_norm([0.5, 2.0]), "t", lambda i, j, v: f"{v:.2f}")
+    assert ax.patch.get_hatch() == "///"  # shows through the NaN cell
+    assert [t.get_text() for t in ax.texts] == ["0.50", "1.20", "2.00"]  # no label on the missing cell

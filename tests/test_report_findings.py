@@ -39,14 +39,11 @@ def test_findings_answer_packing_per_padding_and_threads_with_a_ci_and_a_link(tm
     run = factories.write_run(tmp_path / "run.csv", outcomes)
     assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
-    found = {
-        m.group(1): m
-        for m in re.finditer(
-            r"^- (packed / padded time \(([a-z]+), (\d+)% padding\)): ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\).*\(\[Packed vs padded\]\(#packed-vs-padded\)\)$",
-            md,
-            re.M,
-        )
-    }
+    finding = (
+        r"^- (packed / padded time \(([a-z]+), (\d+)% padding\)): ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\)"
+        r".*\(\[Packed vs padded\]\(#packed-vs-padded\)\)$"
+    )
+    found = {m.group(1): m for m in re.finditer(finding, md, re.M)}
     assert len(found) == 4, md
     for (mode, lengths), factor in PACKED.items():
         m = found[f"packed / padded time ({mode}, {round(float(lengths[4:]) * 100)}% padding)"]
@@ -60,6 +57,10 @@ def test_findings_answer_packing_per_padding_and_threads_with_a_ci_and_a_link(tm
     for section in ("Packed vs padded", "Threads", "Key findings"):
         assert f"id='{anchor(section)}'" in html and f"href='#{anchor(section)}'" in html
     assert (tmp_path / "rep" / "threads.png").exists() and "![Threads](threads.png)" in md
+    # The packing section's curve over the controlled padding fraction.
+    assert (tmp_path / "rep" / "packing_padding.png").exists()
+    assert re.search(r"packed lstm inference: 1\.[12]\d× at 10% to 0\.[78]\d× at 50% \(faster than padded at 50%\)", md)
+    assert re.search(r"packed lstm training: 1\.[45]\d× at 10% to 0\.[89]\d× at 50% \(faster than padded at 50%\)", md)
 
 
 def test_questions_the_run_cannot_answer_say_which_flags_add_them(tmp_path):

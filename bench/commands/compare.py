@@ -55,13 +55,13 @@ def ratio_plot(result: pd.DataFrame, threshold: float, folder: Path) -> str | No
             )
     for x in (1 - threshold, 1, 1 + threshold):
         ax.axvline(x, color="k", lw=0.8 if x == 1 else 0.5, ls="-" if x == 1 else "--")
-    ax.set_yticks(y, rows["case_id"], fontsize=5)
+    ax.set_yticks(y, rows["case_id"], fontsize=9)
     if metric_of(result) == "instructions":
         ax.set_xlabel("current instructions / baseline instructions")
     else:
         ax.set_xlabel("current median / baseline median (95% bootstrap CI)")
     ax.legend()
-    return save(fig, folder, "compare")
+    return save(fig, folder, "compare", "Which cases changed between the runs?")
 
 
 def markdown(

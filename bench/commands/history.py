@@ -47,13 +47,13 @@ def trend_figure(group: pd.DataFrame, steps: pd.DataFrame, folder: Path, name: s
         runs["run_order"],
         [f"#{r} {c}" for r, c in zip(runs["run_order"], runs["commit"], strict=True)],
         rotation=45,
-        fontsize=6,
+        fontsize=9,
     )
     ax.set_xlabel("run (commit)")
     counted = (group["metric"] == "instructions").all()
     ax.set_ylabel("instructions / first run's" if counted else "median / first run's median (95% CI)")
-    ax.legend(fontsize=5)
-    return save(fig, folder, name)
+    ax.legend(fontsize=9)
+    return save(fig, folder, name, "Did a commit change the time?")
 
 
 def _amount(ms: float, instructions: float) -> str:

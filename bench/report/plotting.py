@@ -10,7 +10,7 @@ import numpy as np
 matplotlib.use("Agg")  # files only; no display needed (CI, GPU boxes)
 import matplotlib.pyplot as plt
 from matplotlib.colors import LogNorm
-from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, LogFormatterSciNotation, NullFormatter
 
 STYLE = {
     "figure.figsize": (8.0, 3.6),
@@ -19,8 +19,10 @@ STYLE = {
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "font.size": 9,
-    "legend.fontsize": 8,
+    "font.size": 10,  # at least 9 pt as shown: the PNG is shown at its own size
+    "legend.fontsize": 9,
+    "axes.titlesize": 10,
+    "figure.titlesize": 11,
     "legend.frameon": False,
 }
 
@@ -32,8 +34,46 @@ def new_figure(ncols: int = 1, nrows: int = 1, height: float | None = None):
     return fig, axes
 
 
-def save(fig, folder: Path, name: str) -> str:
-    """Write ``name``.png into the report folder, close the figure, return the file name."""
+class PlainLogFormatter(LogFormatterSciNotation):
+    """Log-axis labels as plain numbers (60,000; 0.5), on the ticks matplotlib would label."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        if not super().__call__(x, pos):
+            return ""
+        return f"{x:,.0f}" if x >= 1 else f"{x:g}"
+
+
+def plain_log_labels(fig) -> None:
+    """No 10^k or 6×10^3 tick labels on any log axis of ``fig``."""
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale == "log" and isinstance(axis.get_major_formatter(), LogFormatterSciNotation):
+                axis.set_major_formatter(PlainLogFormatter())
+                axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+
+
+MACHINE_SEP = " · "  # series labels end in " · <machine>" where a plot mixes machines
+
+
+def save(fig, folder: Path, name: str, question: str | None = None) -> str:
+    """Write ``name``.png into the report folder, close the figure, return the file name.
+
+    ``question`` becomes the figure's title. Where every series is on one machine, the
+    machine is named once, in the title, instead of in every legend entry and panel title.
+    """
+    texts = [t for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    machines = {t.get_text().rsplit(MACHINE_SEP, 1)[1] if MACHINE_SEP in t.get_text() else None for t in texts}
+    machines |= {ax.get_title().rsplit(MACHINE_SEP, 1)[1] for ax in fig.axes if MACHINE_SEP in ax.get_title()}
+    if len(machines) == 1 and None not in machines:
+        machine = machines.pop()
+        for t in texts:
+            t.set_text(t.get_text().removesuffix(MACHINE_SEP + machine))
+        for ax in fig.axes:
+            ax.set_title(ax.get_title().removesuffix(MACHINE_SEP + machine))
+        question = f"{question} ({machine})" if question else machine
+    if question:
+        fig.suptitle(question)
+    plain_log_labels(fig)
     file = f"{name}.png"
     with plt.rc_context(STYLE):
         fig.savefig(folder / file)
@@ -62,8 +102,12 @@ def ratio_colorbar(fig, axes, mappable, label: str) -> None:
     bar.ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def ratio_heatmap(ax, grid, norm: LogNorm, title: str, cell_text, fontsize: int = 7):
+def ratio_heatmap(ax, grid, norm: LogNorm, title: str, cell_text, fontsize: int = 9):
     """A seq_len x batch_size grid of time ratios; ``cell_text(i, j, value)`` labels each cell."""
+    # Cells not measured are transparent over a hatched background: never mistaken for 1.0x.
+    ax.set_facecolor("0.95")
+    ax.patch.set_hatch("///")
+    ax.patch.set_edgecolor("0.75")
     im = ax.imshow(grid.values, origin="lower", cmap="RdBu_r", norm=norm, aspect="auto")
     for (i, j), v in np.ndenumerate(grid.values):
         if not np.isnan(v):
@@ -72,6 +116,6 @@ def ratio_heatmap(ax, grid, norm: LogNorm, title: str, cell_text, fontsize: int 
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_xlabel("batch size")
     ax.set_ylabel("sequence length")
-    ax.set_title(title, fontsize=8)
+    ax.set_title(title)
     ax.grid(False)
     return im

@@ -8,24 +8,26 @@ import numpy as np
 import pandas as pd
 
 from bench.report.document import Blocks, Heading, Image, Paragraph
-from bench.report.plotting import new_figure, save
+from bench.report.plotting import MACHINE_SEP, new_figure, save
 from bench.report.slices import missing_note, ok_rows, pairs, short_label
 
 
-def ratio_section(p: pd.DataFrame, folder: Path, title: str, name: str, ylabel: str, what: str) -> Blocks:
+def ratio_section(
+    p: pd.DataFrame, folder: Path, title: str, name: str, ylabel: str, what: str, question: str | None = None
+) -> Blocks:
     """A strip of per-case ratios ``a / b`` against the ``a`` side's work, plus a sentence."""
     p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"])
     fig, axes = new_figure()
     ax = axes[0][0]
     for (mode, machine), g in p.groupby(["mode", "machine_a" if "machine_a" in p else "machine"]):
-        ax.scatter(g["gflop_a"], g["ratio"], s=14, label=f"{mode} · {machine}")
+        ax.scatter(g["gflop_a"], g["ratio"], s=14, label=f"{mode}{MACHINE_SEP}{machine}")
     ax.axhline(1, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("work per step (GFLOP, useful)")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7)
-    file = save(fig, folder, name)
+    ax.legend()
+    file = save(fig, folder, name, question)
     return [Heading(title), Paragraph(ratio_summary(p["ratio"], what)), Image(file, title)]
 
 
@@ -42,7 +44,15 @@ def lstm_vs_gru(df: pd.DataFrame, folder: Path) -> Blocks:
     p = pairs(df, "model", "gru", "lstm")
     if p.empty:
         return [Heading(title), Paragraph(missing_note("both models on the same cases", "--model lstm,gru"))]
-    return ratio_section(p, folder, title, "lstm_vs_gru", "GRU time / LSTM time", "GRU time / LSTM time")
+    return ratio_section(
+        p,
+        folder,
+        title,
+        "lstm_vs_gru",
+        "GRU time / LSTM time",
+        "GRU time / LSTM time",
+        "Is a GRU step faster than an LSTM step?",
+    )
 
 
 def cpu_vs_gpu(df: pd.DataFrame, folder: Path) -> Blocks:
@@ -92,7 +102,7 @@ def efficiency(df: pd.DataFrame, folder: Path) -> Blocks:
             g["gflop_per_s"],
             s=12,
             marker=markers.get(mode, "o"),
-            label=f"{model} {mode} · {machine}",
+            label=f"{model} {mode}{MACHINE_SEP}{machine}",
         )
     for (machine, dtype), g in rows.groupby(["machine", "dtype"]):
         peak = g["peak_gflop_per_s"].median()
@@ -100,15 +110,14 @@ def efficiency(df: pd.DataFrame, folder: Path) -> Blocks:
         ax.annotate(
             f"peak {machine} {dtype}: {peak:.0f} GFLOP/s",
             (rows["gflop"].min(), peak),
-            fontsize=7,
             va="bottom",
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("useful work per step (GFLOP)")
     ax.set_ylabel("achieved GFLOP/s")
-    ax.legend(fontsize=6, loc="lower right")
-    file = save(fig, folder, "efficiency")
+    ax.legend(loc="lower right")
+    file = save(fig, folder, "efficiency", "How close do the cases come to the machine's matmul peak?")
     best = rows.loc[rows["efficiency"].idxmax()]
     sentence = (
         f"Median efficiency {rows['efficiency'].median():.1%} of the measured matmul peak; best "
@@ -125,16 +134,17 @@ def training_split(df: pd.DataFrame, folder: Path, limit: int = 24) -> Blocks:
     if rows.empty:
         return [Heading(title), Paragraph(missing_note("training rows", "--mode inference,training"))]
     rows = rows.sort_values("median_ms").tail(limit)
-    labels = [f"{short_label(r)} · {r['machine']}" for _, r in rows.iterrows()]
+    one_machine = rows["machine"].nunique() == 1  # then the title names it
+    labels = [short_label(r) + ("" if one_machine else f" · {r['machine']}") for _, r in rows.iterrows()]
     fig, axes = new_figure(height=max(2.5, 0.22 * len(rows) + 0.8))
     ax = axes[0][0]
     y = np.arange(len(rows))
     ax.barh(y, rows["fwd_median_ms"], label="forward")
     ax.barh(y, rows["bwd_median_ms"], left=rows["fwd_median_ms"], label="backward")
-    ax.set_yticks(y, labels, fontsize=6)
+    ax.set_yticks(y, labels, fontsize=9)
     ax.set_xlabel("median time per step (ms); stacked, so a linear axis")
     ax.legend()
-    file = save(fig, folder, "training_split")
+    file = save(fig, folder, "training_split", "How is a training step split between forward and backward?")
     share = rows["bwd_median_ms"] / (rows["fwd_median_ms"] + rows["bwd_median_ms"])
     worst = rows.loc[share.idxmax()]
     sentence = (

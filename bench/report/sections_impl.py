@@ -49,9 +49,12 @@ def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
         g = j[j["variant"] == variant]
         x = k + rng.uniform(-0.2, 0.2, len(g))
         for model, marker in markers.items():
-            for right, color in ((True, "tab:blue"), (False, "tab:red")):
+            # Correctness is the fill (filled: right, hollow: wrong), never a colour: red and
+            # blue mean slower and faster in the report's ratio plots.
+            for right in (True, False):
                 pick = ((g["model"] == model) & ((g["err"] < EXACT_TOL) == right)).to_numpy()
-                ax.scatter(x[pick], g["ratio"][pick], s=14, marker=marker, color=color, alpha=0.8)
+                face = "0.25" if right else "none"
+                ax.scatter(x[pick], g["ratio"][pick], s=18, marker=marker, facecolors=face, edgecolors="0.25")
         worst = g["err"].max()
         ax.annotate(
             f"err ≤ {worst:.0e}" if np.isfinite(worst) else "err n/a",
@@ -59,22 +62,22 @@ def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
             xycoords=("data", "axes fraction"),
             ha="center",
             va="bottom",
-            fontsize=6,
-            color="tab:red" if worst >= EXACT_TOL else "tab:blue",
+            fontsize=9,
+            fontweight="normal" if worst < EXACT_TOL else "bold",
         )
     ax.axhline(1, color="k", lw=0.8)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
-    ax.set_xticks(range(len(variants)), variants, rotation=20, fontsize=7)
+    ax.set_xticks(range(len(variants)), variants, rotation=20)
     ax.set_ylabel("time / packed module time")
-    handles = [Line2D([], [], ls="", marker=m, color="grey", label=model) for model, m in markers.items()]
+    handles = [Line2D([], [], ls="", marker=m, color="0.25", label=model) for model, m in markers.items()]
     handles += [
-        Line2D([], [], ls="", marker="o", color="tab:blue", label=f"right (err < {EXACT_TOL:g})"),
-        Line2D([], [], ls="", marker="o", color="tab:red", label="wrong"),
+        Line2D([], [], ls="", marker="o", color="0.25", label=f"filled: right (err < {EXACT_TOL:g})"),
+        Line2D([], [], ls="", marker="o", markerfacecolor="none", color="0.25", label="hollow: wrong"),
     ]
-    ax.legend(handles=handles, fontsize=7, loc="lower right", ncols=2)
-    file = save(fig, folder, "implementations")
+    ax.legend(handles=handles, loc="lower right", ncols=2)
+    file = save(fig, folder, "implementations", "Which way of feeding variable lengths is fastest, and right?")
     blocks: Blocks = [Heading(title), Paragraph(_sentence(df, j)), Image(file, title)]
     blocks += _exact_grid(df, folder)
     blocks.append(_table(j))
@@ -149,7 +152,7 @@ def _exact_grid(df: pd.DataFrame, folder: Path) -> Blocks:
         grid = g.assign(ratio=r).pivot_table(index="seq_len", columns="batch_size", values="ratio")
         im = ratio_heatmap(ax, grid, norm, f"{model}: exact / {other}", lambda i, j, v: f"{v:.2f}×")
     ratio_colorbar(fig, axes[0].tolist(), im, "time ratio (blue: exact is faster)")
-    file = save(fig, folder, "exact_grid")
+    file = save(fig, folder, "exact_grid", "When does exact padding beat packing? Exact time / packed time")
     first = grids[0][2].iloc[0]
     shape = f"{first['num_layers']}×{'bi' if first['bidirectional'] else 'uni'}"
     fixed = f"{shape}, {first['mode']}, lengths {first['lengths']}"

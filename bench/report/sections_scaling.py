@@ -9,13 +9,13 @@ import pandas as pd
 from matplotlib.ticker import NullLocator, ScalarFormatter
 
 from bench.report.document import Blocks, Heading, Image, Paragraph
-from bench.report.plotting import new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
+from bench.report.plotting import MACHINE_SEP, new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
 from bench.report.slices import EXACT_TOL, missing_note, ok_rows, pairs, typical
 
 
-def _series(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """One line per model and machine."""
-    return [(f"{m} · {mach}", g) for (m, mach), g in df.groupby(["model", "machine"], sort=True)]
+def _series(df: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """One line per model and machine: (model, machine, rows)."""
+    return [(m, mach, g) for (m, mach), g in df.groupby(["model", "machine"], sort=True)]
 
 
 def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
@@ -30,11 +30,11 @@ def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
     # Colour says the `line` value, line style the model and machine.
     colours = {v: f"C{i % 10}" for i, v in enumerate(sorted(rows[line].unique()))}
     styles = ["-", "--", ":", "-."]
-    for k, (label, g) in enumerate(_series(rows)):
+    for k, (model, machine, g) in enumerate(_series(rows)):
         for value, h in g.groupby(line):
             h = h.sort_values(x)
             kw = dict(color=colours[value], ls=styles[k % 4], marker="o", ms=3)
-            name = f"{label}, {line.replace('_', ' ')} {value}"
+            name = f"{model}, {line.replace('_', ' ')} {value}{MACHINE_SEP}{machine}"
             yerr = [h["median_ms"] - h["ci_low_ms"], h["ci_high_ms"] - h["median_ms"]]
             lat.errorbar(h[x], h["median_ms"], yerr=yerr, capsize=2, label=name, **kw)
             thr.plot(h[x], h["tokens_per_s"], label=name, **kw)
@@ -46,8 +46,8 @@ def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel)
-    thr.legend(fontsize=6, ncols=1, loc="best")
-    file = save(fig, folder, f"scaling_{x}")
+    thr.legend(ncols=1, loc="best")
+    file = save(fig, folder, f"scaling_{x}", f"How do latency and throughput grow with {x.replace('_', ' ')}?")
     best = rows.loc[rows["tokens_per_s"].idxmax()]
     # The growth sentence follows the largest line value, in the series (model, machine)
     # with the most points there: never an empty series, whatever the mix of machines.
@@ -80,8 +80,11 @@ def fixed_axes(rows: pd.DataFrame, vary: list[str]) -> str:
 def packing(df: pd.DataFrame, folder: Path) -> Blocks:
     """Packed/padded time ratio over batch x length, with the padding behind it."""
     title = "Packed vs padded"
+    curve = padding_curve(df, folder)
     p = pairs(typical(df, vary=["batch_size", "seq_len", "varlen"]), "varlen", "packed", "padded")
     if p.empty:
+        if curve:
+            return [Heading(title), *curve]
         return [
             Heading(title),
             Paragraph(missing_note("packed and padded runs of the same cases", "--varlen padded,packed")),
@@ -97,12 +100,11 @@ def packing(df: pd.DataFrame, folder: Path) -> Blocks:
             ax,
             grid,
             norm,
-            f"{model} · {machine}",
+            f"{model}{MACHINE_SEP}{machine}",
             lambda i, j, v, pad=pad: f"{v:.2f}×\npad {pad.values[i, j]:.0%}",
-            fontsize=6,
         )
-    ratio_colorbar(fig, axes[0].tolist(), im, "packed time / padded time")
-    file = save(fig, folder, "packing")
+    ratio_colorbar(fig, axes[0].tolist(), im, "packed / padded time (blue: packing faster)")
+    file = save(fig, folder, "packing", "When does packing pay? Packed time / padded time")
     worst, best = p.loc[p["ratio"].idxmax()], p.loc[p["ratio"].idxmin()]
     sentence = (
         f"Packing costs up to {worst['ratio']:.2f}× the padded time ({worst['model']}, batch {worst['batch_size']}, "
@@ -110,7 +112,55 @@ def packing(df: pd.DataFrame, folder: Path) -> Blocks:
         f"{best['batch_size']}, length {best['seq_len']}, {best['padding_fraction_b']:.0%} padding). "
         f"Red: packing is slower; blue: packing pays."
     )
-    return [Heading(title), Paragraph(sentence), Image(file, title), *drift(df)]
+    return [Heading(title), Paragraph(sentence), Image(file, title), *curve, *drift(df)]
+
+
+def padding_curve(df: pd.DataFrame, folder: Path) -> Blocks:
+    """Packed and exact time over padded time against the batch's padding fraction, from runs
+    with controlled lengths (``--lengths pad:F``): when does packing pay?"""
+    rows = ok_rows(df)
+    rows = typical(rows[rows["lengths"].str.startswith("pad:")], vary=["varlen", "lengths", "mode"])
+    found = [
+        (variant, p)
+        for variant in ("packed", "exact")
+        if not (p := pairs(rows, "varlen", variant, "padded")).empty and p["lengths"].nunique() >= 2
+    ]
+    if not found:
+        return [Paragraph(missing_note("runs over controlled padding", "--lengths pad:0,pad:0.25,pad:0.5,pad:0.75"))]
+    fig, axes = new_figure(height=3.4)
+    ax = axes[0][0]
+    styles = {"packed": "-", "exact": "--"}
+    said = []
+    for variant, p in found:
+        # x is the F of --lengths pad:F: the stratified draws put each batch within a few thousandths of it.
+        p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"], pad=p["lengths"].str[4:].astype(float))
+        for (model, mode, machine), g in p.groupby(["model", "mode", "machine"], sort=True):
+            g = g.sort_values("pad")
+            # The widest interval the two medians' 95% CIs allow.
+            low, high = g["ci_low_ms_a"] / g["ci_high_ms_b"], g["ci_high_ms_a"] / g["ci_low_ms_b"]
+            ax.errorbar(
+                g["pad"] * 100,
+                g["ratio"],
+                yerr=[g["ratio"] - low, high - g["ratio"]],
+                ls=styles[variant],
+                marker="o",
+                ms=4,
+                capsize=2,
+                label=f"{variant}: {model} {mode}{MACHINE_SEP}{machine}",
+            )
+            pays = g[g["ratio"] < 1]["pad"]
+            when = f"faster than padded at {', '.join(f'{f:.0%}' for f in pays)}" if len(pays) else "never faster"
+            ends = f"{g['ratio'].iloc[0]:.2f}× at {g['pad'].iloc[0]:.0%}"
+            ends += f" to {g['ratio'].iloc[-1]:.2f}× at {g['pad'].iloc[-1]:.0%}"
+            said.append(f"{variant} {model} {mode}: {ends} ({when})")
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("padding in the batch (% of positions: F of --lengths pad:F)")
+    ax.set_ylabel("time / padded time (95% CI)")
+    ax.legend(ncols=2)
+    file = save(fig, folder, "packing_padding", "At what padding does packing pay? Time over padded time")
+    sentence = "Against the batch's padding (controlled lengths, `--lengths pad:F`): " + "; ".join(said) + "."
+    return [Paragraph(sentence), Image(file, "packing against padding fraction")]
 
 
 def drift(df: pd.DataFrame) -> Blocks:
@@ -163,7 +213,8 @@ def depth_direction(df: pd.DataFrame, folder: Path) -> Blocks:
         for layers, bi in STRUCTURES:
             hit = g[(g["num_layers"] == layers) & (g["bidirectional"] == bi)]["median_ms"]
             rel.append(hit.iloc[0] / base[key] if len(hit) else np.nan)
-        ax.bar(np.arange(len(STRUCTURES)) + gi * width, rel, width, label=" · ".join(map(str, key)))
+        model, machine, mode = key
+        ax.bar(np.arange(len(STRUCTURES)) + gi * width, rel, width, label=f"{model} {mode}{MACHINE_SEP}{machine}")
         if not np.isnan(rel[-1]):
             findings.append(f"{key[0]} {key[2]}: {rel[-1]:.2f}×")
     ax.axhline(1, color="k", lw=0.8)
@@ -173,8 +224,8 @@ def depth_direction(df: pd.DataFrame, folder: Path) -> Blocks:
     )
     ax.set_ylabel("time / (1 layer, unidirectional)")
     if ax.get_legend_handles_labels()[0]:  # a partial run may leave no complete group to label
-        ax.legend(fontsize=6)
-    file = save(fig, folder, "depth_direction")
+        ax.legend()
+    file = save(fig, folder, "depth_direction", "What do more layers and both directions cost?")
     sentence = f"Two bidirectional layers against one unidirectional layer: {', '.join(findings) or 'n/a'}."
     return [Heading(title), Paragraph(sentence), Image(file, title)]
 
@@ -197,16 +248,15 @@ def threads(df: pd.DataFrame, folder: Path) -> Blocks:
             continue
         g = g.sort_values("threads")
         speedup = one[(model, mode, machine)] / g["median_ms"]
-        ax.plot(g["threads"], speedup, marker="o", ms=4, label=f"{model} {mode}")
+        ax.plot(g["threads"], speedup, marker="o", ms=4, label=f"{model} {mode}{MACHINE_SEP}{machine}")
         lines.append((model, mode, g["threads"].iloc[-1], float(speedup.iloc[-1])))
     top = int(rows["threads"].max())
     ax.plot([1, top], [1, top], color="0.6", ls=":", label="linear")
     ax.set_xticks(sorted(rows["threads"].unique()))
     ax.set_xlabel("intra-op threads")
     ax.set_ylabel("speed-up over 1 thread")
-    ax.set_title(f"How much do more threads help? ({', '.join(sorted(rows['machine'].unique()))})")
     ax.legend()
-    file = save(fig, folder, "threads")
+    file = save(fig, folder, "threads", "How much do more threads help?")
     said = "; ".join(f"{m} {mode}: {s:.2f}× at {t} threads" for m, mode, t, s in lines)
     fixed = fixed_axes(rows, ["threads", "mode"])
     sentence = f"Speed-up over one thread (time at 1 / time at t): {said}; fixed axes: {fixed}."
