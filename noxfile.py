@@ -145,7 +145,8 @@ def suite(session: nox.Session) -> None:
 
 @nox.session(venv_backend=VENV_BACKEND)
 def baseline(session: nox.Session) -> None:
-    """Refresh results/baselines/ci-cpu.csv from the CI suite on this machine (`-- --metric instructions`: the counts' baseline)."""
+    """Refresh results/baselines/ci-cpu.csv from the CI suite on this machine
+    (`-- --metric instructions`: the instruction counts' baseline, ci-instructions.csv)."""
     install(session, "bench")
     session.run(PYTHON, "-m", "bench", "ci", "--refresh-baseline", *session.posargs)
 

@@ -145,14 +145,29 @@ def answer(df: pd.DataFrame, q: Question) -> list[str]:
     found = []
     for keys, g in groups:
         keys = keys if isinstance(keys, tuple) else (keys,)
-        ratio, low, high = _ratios(g)
-        lo, hi = ratio_ci(ratio, low, high)
         where = f" ({_group_label(keys, by, g)})" if by else ""
-        found.append(
-            f"{q.label}{where}: {np.median(ratio):.2f}× (95% CI {lo:.2f}–{hi:.2f}) over {len(g)} case(s), "
-            f"range {ratio.min():.2f}× to {ratio.max():.2f}×."
-        )
+        found.append(f"{q.label}{where}: {_summary(g)}.")
     return found
+
+
+def _summary(p: pd.DataFrame) -> str:
+    """Pooled over three or more cases (median, bootstrap CI, range); fewer are given one by one,
+    each with its own interval: a median of two unlike cases would describe neither."""
+    ratio, low, high = _ratios(p)
+    if len(p) >= MIN_BOOTSTRAP_CASES:
+        lo, hi = ratio_ci(ratio, low, high)
+        return (
+            f"{np.median(ratio):.2f}× (95% CI {lo:.2f}–{hi:.2f}) over {len(p)} cases, "
+            f"range {ratio.min():.2f}× to {ratio.max():.2f}×"
+        )
+    names = [_case_name(r) for _, r in p.iterrows()]
+    return "; ".join(
+        f"{name} {r:.2f}× (95% CI {a:.2f}–{b:.2f})" for name, r, a, b in zip(names, ratio, low, high, strict=True)
+    )
+
+
+def _case_name(row: pd.Series) -> str:
+    return f"{row['model']} b{row['batch_size']} L{row['seq_len']}"
 
 
 def threads_finding(df: pd.DataFrame) -> list[str]:
@@ -164,12 +179,7 @@ def threads_finding(df: pd.DataFrame) -> list[str]:
     p = pairs(cpu, "threads", 1, most)
     if p.empty:
         return ["threads: not in this run (add `--threads 1,2` or more to `python -m bench run`)."]
-    ratio, low, high = _ratios(p)
-    lo, hi = ratio_ci(ratio, low, high)
-    return [
-        f"{most} threads speed-up over 1 (time at 1 / time at {most}): {np.median(ratio):.2f}× "
-        f"(95% CI {lo:.2f}–{hi:.2f}) over {len(p)} case(s), range {ratio.min():.2f}× to {ratio.max():.2f}×."
-    ]
+    return [f"{most} threads speed-up over 1 (time at 1 / time at {most}): {_summary(p)}."]
 
 
 def compile_time_finding(df: pd.DataFrame) -> list[str]:
@@ -188,10 +198,17 @@ def efficiency_finding(df: pd.DataFrame) -> list[str]:
     if rows.empty:
         return []
     top = rows.loc[rows["efficiency"].idxmax()]
+    above = int((rows["efficiency"] > 1).sum())
+    caveat = (
+        f" {above} case(s) exceed 100%: on this machine torch's n×n matmul, the peak measured, is slower "
+        "than the RNN kernels themselves, so the percentage is against that matmul, not the hardware."
+        if above
+        else ""
+    )
     return [
         f"efficiency against the measured matmul peak: median {rows['efficiency'].median():.1%} over "
-        f"{len(rows)} case(s), at most {top['efficiency']:.1%} ({top['model']} {top['mode']}, batch "
-        f"{top['batch_size']}, length {top['seq_len']}, on {top['machine']})."
+        f"{len(rows)} cases, at most {top['efficiency']:.1%} ({top['model']} {top['mode']}, batch "
+        f"{top['batch_size']}, length {top['seq_len']}, on {top['machine']}).{caveat}"
     ]
 
 

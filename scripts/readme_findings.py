@@ -1,0 +1,51 @@
+"""Write the reference run's key findings into README.md, between its findings markers.
+
+    python scripts/readme_findings.py          # rewrite the block
+    python scripts/readme_findings.py --check  # exit 1 if the README's block is stale
+
+The block is the report's own "Key findings" (bench.report.findings) of the committed
+reference runs, so the README says what the code computes from that data, nothing else.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.report.document import Document, to_markdown  # noqa: E402
+from bench.report.findings import findings  # noqa: E402
+from bench.report.load import load_many  # noqa: E402
+
+REFERENCE_RUNS = [REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding")]
+START, END = "<!-- findings:start (scripts/readme_findings.py) -->", "<!-- findings:end -->"
+
+
+def block() -> str:
+    df = load_many(REFERENCE_RUNS)
+    doc = Document("")
+    doc.add(*findings(df[df["metric"] == "time"])[1:])  # the README has its own heading
+    text = to_markdown(doc).split("\n", 2)[2]  # drop the empty title
+    # Links point into the reference report, not into the README.
+    return text.replace("](#", "](reports/reference/report.md#").strip()
+
+
+def main(argv: list[str]) -> int:
+    readme = REPO / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{block()}\n{END}{tail}"
+    if "--check" in argv:
+        if new != text:
+            print("README.md: the findings block is stale; run python scripts/readme_findings.py", file=sys.stderr)
+            return 1
+        return 0
+    readme.write_text(new, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
