@@ -87,3 +87,29 @@ def test_markdown_contents_link_every_section_as_github_names_them(tmp_path):
     contents = re.findall(r"^\d+\. \[(.+)\]\(#(.+)\)$", md, re.M)
     assert [h for h, _ in contents] == headings
     assert ("Backend: cuDNN/oneDNN vs native kernels", "backend-cudnnonednn-vs-native-kernels") in contents
+
+
+def test_the_variant_table_has_a_row_per_shape_sorted_by_value_and_a_column_per_variant(tmp_path):
+    outcomes = {}
+    for batch in (128, 8, 32):  # written out of order: the table sorts by value
+        outcomes[make_case(batch_size=batch, varlen="padded")] = [2.0 * batch] * 10
+        outcomes[make_case(batch_size=batch, varlen="packed")] = [3.0 * batch] * 10
+    outcomes[make_case(batch_size=8, varlen="exact")] = [8.0] * 10
+    run = factories.write_run(tmp_path / "run.csv", outcomes)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    table = md.split("## Variants side by side", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| lstm")]
+    assert "| shape | machine | padded | packed | exact |" in table
+    assert [r.split(" b")[1].split(" ")[0] for r in rows] == ["8", "32", "128"]
+    assert rows[0].endswith("| 16 ±0% (2.00×) | 24 ±0% (3.00×) | 8 ±0% (best) |")
+    assert rows[2].endswith("| 256 ±0% (best) | 384 ±0% (1.50×) |  |")  # exact not run at batch 128
+    assert md.rindex("## Every case") > md.index("## Variants side by side")  # every case last
+
+
+def test_a_question_with_fewer_than_three_cases_names_each_case_even_when_it_varies_the_model(tmp_path):
+    lstm, gru = make_case(model="lstm", batch_size=8), make_case(model="gru", batch_size=8)
+    run = factories.write_run(tmp_path / "run.csv", {lstm: [2.0] * 10, gru: [3.0] * 10})
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert re.search(r"^- GRU / LSTM time \(inference\): gru b8 L16 1\.50× \(95% CI 1\.50–1\.50\)", md, re.M)

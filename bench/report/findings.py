@@ -167,7 +167,12 @@ def _summary(p: pd.DataFrame) -> str:
 
 
 def _case_name(row: pd.Series) -> str:
-    return f"{row['model']} b{row['batch_size']} L{row['seq_len']}"
+    """A short name for one matched pair (the varied axis is named from its ``a`` side)."""
+
+    def value(axis: str) -> object:
+        return row[axis] if axis in row.index else row[f"{axis}_a"]
+
+    return f"{value('model')} b{value('batch_size')} L{value('seq_len')}"
 
 
 def threads_finding(df: pd.DataFrame) -> list[str]:
