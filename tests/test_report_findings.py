@@ -40,13 +40,13 @@ def test_findings_answer_packing_per_padding_and_threads_with_a_ci_and_a_link(tm
     assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     finding = (
-        r"^- (packed / padded time \(([a-z]+), (\d+)% padding\)): ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\)"
+        r"^- (packed / padded time \(lstm, ([a-z]+), (\d+)% padding\)): ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\)"
         r".*\(\[Packed vs padded\]\(#packed-vs-padded\)\)$"
     )
     found = {m.group(1): m for m in re.finditer(finding, md, re.M)}
     assert len(found) == 4, md
     for (mode, lengths), factor in PACKED.items():
-        m = found[f"packed / padded time ({mode}, {round(float(lengths[4:]) * 100)}% padding)"]
+        m = found[f"packed / padded time (lstm, {mode}, {round(float(lengths[4:]) * 100)}% padding)"]
         ratio, low, high = float(m.group(4)), float(m.group(5)), float(m.group(6))
         assert abs(ratio - factor) < 0.02 and low <= ratio <= high and high - low < 0.1
     threads = re.search(

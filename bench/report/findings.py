@@ -49,7 +49,7 @@ QUESTIONS = (
         "padded",
         "Packed vs padded",
         "--varlen padded,packed",
-        by=("mode", "lengths"),
+        by=("model", "mode", "lengths"),  # LSTM and GRU can pack in opposite directions
     ),
     Question(
         "exact padding / packed time",
@@ -160,19 +160,25 @@ def _summary(p: pd.DataFrame) -> str:
             f"{np.median(ratio):.2f}× (95% CI {lo:.2f}–{hi:.2f}) over {len(p)} cases, "
             f"range {ratio.min():.2f}× to {ratio.max():.2f}×"
         )
-    names = [_case_name(r) for _, r in p.iterrows()]
+    names = [_case_name(r, p) for _, r in p.iterrows()]
     return "; ".join(
         f"{name} {r:.2f}× (95% CI {a:.2f}–{b:.2f})" for name, r, a, b in zip(names, ratio, low, high, strict=True)
     )
 
 
-def _case_name(row: pd.Series) -> str:
-    """A short name for one matched pair (the varied axis is named from its ``a`` side)."""
+NAME_AXES = (("model", ""), ("batch_size", "b"), ("seq_len", "L"), ("num_layers", "n"), ("threads", "t"), ("dtype", ""))
 
-    def value(axis: str) -> object:
-        return row[axis] if axis in row.index else row[f"{axis}_a"]
 
-    return f"{value('model')} b{value('batch_size')} L{value('seq_len')}"
+def _case_name(row: pd.Series, group: pd.DataFrame) -> str:
+    """A short name for one matched pair: model, batch and length, and any other axis on which
+    the group's pairs differ (the varied axis is read from its ``a`` side)."""
+
+    def column(axis: str) -> str:
+        return axis if axis in group.columns else f"{axis}_a"
+
+    shown = [(a, prefix) for a, prefix in NAME_AXES[:3]]
+    shown += [(a, prefix) for a, prefix in NAME_AXES[3:] if group[column(a)].nunique() > 1]
+    return " ".join(f"{prefix}{row[column(a)]}" for a, prefix in shown)
 
 
 def threads_finding(df: pd.DataFrame) -> list[str]:
