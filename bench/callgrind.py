@@ -124,14 +124,18 @@ def serve(job: dict[str, Any], protocol: TextIO, out_template: str) -> None:
     """Count the job's cases in order, each in a forked child that writes its protocol line.
 
     Two probe children go first: the parent's own state (its heap, its specialized loop)
-    settles over the first fork, and a case's count must not depend on its place in the list.
+    changes over its first fork, and the first case should not be counted from that state.
     """
     torch.set_num_threads(1)
     cases = [Case.from_axes(axes) for axes in job["cases"]]
     for case in [None, None, *cases]:
         pid = os.fork()
         if pid == 0:  # the child: count, report, and leave without running the parent's cleanup
-            os._exit(_child(case, job, protocol, out_template))
+            code = 1
+            try:
+                code = _child(case, job, protocol, out_template)
+            finally:  # whatever happens, the child never goes back into the parent's loop
+                os._exit(code)
         status = os.waitpid(pid, 0)[1]
         if os.waitstatus_to_exitcode(status) == 3:
             raise SystemExit(3)  # the child said why
