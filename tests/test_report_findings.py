@@ -113,3 +113,41 @@ def test_a_question_with_fewer_than_three_cases_names_each_case_even_when_it_var
     assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
     assert re.search(r"^- GRU / LSTM time \(inference\): gru b8 L16 1\.50× \(95% CI 1\.50–1\.50\)", md, re.M)
+
+
+def test_ratio_plots_carry_bootstrap_cis_from_the_raw_samples_and_say_when_they_cannot(tmp_path):
+    rng = np.random.default_rng(1)
+    outcomes = {}
+    for batch in (4, 8, 16):
+        outcomes[make_case(model="lstm", batch_size=batch)] = samples(10.0 * batch, rng)
+        outcomes[make_case(model="gru", batch_size=batch)] = samples(15.0 * batch, rng)
+    run = factories.write_run(tmp_path / "run.csv", outcomes)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    section = md.split("## LSTM vs GRU", 1)[1].split("\n## ", 1)[0]
+    found = re.search(
+        r"Bars: bootstrap 95% CI of each case's ratio from the raw samples \(3 of 3 cases; "
+        r"the narrowest ±([\d.]+)%, the widest ±([\d.]+)%\)",
+        section,
+    )
+    assert found and 0 < float(found.group(1)) <= float(found.group(2)) < 5  # 1% noise per side
+    # A filtered copy without its samples file still renders, without bars, and says so.
+    bare = tmp_path / "bare" / "run.csv"
+    bare.parent.mkdir()
+    bare.write_text(run.read_text())
+    assert main(["report", str(bare), "--out", str(tmp_path / "rep2")]) == 0
+    assert "No bars: the runs' raw samples files are missing." in (tmp_path / "rep2" / "report.md").read_text()
+
+
+def test_the_variant_table_shades_cells_by_their_ratio_to_the_best_in_html(tmp_path):
+    outcomes = {
+        make_case(varlen="padded"): [10.0] * 10,
+        make_case(varlen="packed"): [20.0] * 10,
+        make_case(varlen="exact"): [14.0] * 10,
+    }
+    run = factories.write_run(tmp_path / "run.csv", outcomes)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "<td style='background:#d1e5f0'>10 ±0% (best)</td>" in html
+    assert "<td style='background:#f4a582'>20 ±0% (2.00×)</td>" in html  # 2x: full red
+    assert re.search(r"<td style='background:#[0-9a-f]{6}'>14 ±0% \(1\.40×\)</td>", html)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,17 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     sortable: bool = False
+    # Per cell, a time over the row's best (1.0 = the best): the HTML shades it, blue for the
+    # best, white to red as it grows to 2x and beyond (the report's one colour scale for ratios).
+    shade: list[list[float | None]] | None = None
+
+
+def shade_colour(ratio: float) -> str:
+    if ratio <= 1.0:
+        return "#d1e5f0"  # the row's best
+    mix = min(math.log2(ratio), 1.0)  # 2x and beyond: full red
+    red = (0xF4, 0xA5, 0x82)
+    return "#" + "".join(f"{round(255 + (c - 255) * mix):02x}" for c in red)
 
 
 @dataclass
@@ -154,7 +166,13 @@ def to_html(doc: Document, folder: Path) -> str:
             cls = " class='sortable'" if b.sortable else ""
             out.append(f"<div class='scroll'><table{cls}><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in b.header))
             out.append("</tr></thead><tbody>")
-            out += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in b.rows]
+            shades = b.shade or [[None] * len(row) for row in b.rows]
+            for row, tones in zip(b.rows, shades, strict=True):
+                cells = (
+                    f"<td style='background:{shade_colour(t)}'>{esc(c)}</td>" if t is not None else f"<td>{esc(c)}</td>"
+                    for c, t in zip(row, tones, strict=True)
+                )
+                out.append("<tr>" + "".join(cells) + "</tr>")
             out.append("</tbody></table></div>")
     out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(out)

@@ -24,7 +24,8 @@ def machine_label(row: pd.Series) -> str:
 def load_many(paths: Sequence[Path]) -> pd.DataFrame:
     if not paths:
         raise UsageError("give at least one results CSV")
-    frames = [read_results(Path(p)) for p in paths]
+    # Each row knows its file, so that sections can read its raw samples (bench.report.samples).
+    frames = [read_results(Path(p)).assign(source_path=str(Path(p))) for p in paths]
     df = pd.concat(frames, ignore_index=True)
     df["machine"] = df.apply(machine_label, axis=1)
     key = ["case_id", "machine", "metric"]  # a case may be both timed and counted

@@ -9,6 +9,7 @@ import pandas as pd
 
 from bench.report.document import Blocks, Heading, Image, Paragraph
 from bench.report.plotting import MACHINE_SEP, new_figure, save
+from bench.report.samples import SampleStore, ratio_cis
 from bench.report.slices import missing_note, ok_rows, pairs, short_label
 
 
@@ -16,11 +17,23 @@ def ratio_section(
     p: pd.DataFrame, folder: Path, title: str, name: str, ylabel: str, what: str, question: str | None = None
 ) -> Blocks:
     """A strip of per-case ratios ``a / b`` against the ``a`` side's work, plus a sentence."""
-    p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"])
+    low, high = ratio_cis(p, SampleStore())
+    p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"], low=low, high=high)
     fig, axes = new_figure()
     ax = axes[0][0]
     for (mode, machine), g in p.groupby(["mode", "machine_a" if "machine_a" in p else "machine"]):
-        ax.scatter(g["gflop_a"], g["ratio"], s=14, label=f"{mode}{MACHINE_SEP}{machine}")
+        # Bars: bootstrap 95% CI of each pair's ratio from the raw samples (none where they are missing).
+        yerr = [(g["ratio"] - g["low"]).fillna(0).clip(lower=0), (g["high"] - g["ratio"]).fillna(0).clip(lower=0)]
+        ax.errorbar(
+            g["gflop_a"],
+            g["ratio"],
+            yerr=yerr,
+            fmt="o",
+            ms=3.5,
+            capsize=1.5,
+            elinewidth=0.8,
+            label=f"{mode}{MACHINE_SEP}{machine}",
+        )
     ax.axhline(1, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -28,7 +41,15 @@ def ratio_section(
     ax.set_ylabel(ylabel)
     ax.legend()
     file = save(fig, folder, name, question)
-    return [Heading(title), Paragraph(ratio_summary(p["ratio"], what)), Image(file, title)]
+    with_ci = p.dropna(subset=["low"])
+    ci_note = (
+        f" Bars: bootstrap 95% CI of each case's ratio from the raw samples ({len(with_ci)} of {len(p)} cases; "
+        f"the narrowest ±{((with_ci['high'] - with_ci['low']) / 2 / with_ci['ratio']).min():.1%}, "
+        f"the widest ±{((with_ci['high'] - with_ci['low']) / 2 / with_ci['ratio']).max():.1%})."
+        if not with_ci.empty
+        else " No bars: the runs' raw samples files are missing."
+    )
+    return [Heading(title), Paragraph(ratio_summary(p["ratio"], what) + ci_note), Image(file, title)]
 
 
 def ratio_summary(ratio: pd.Series, what: str) -> str:

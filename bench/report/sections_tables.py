@@ -143,11 +143,12 @@ def pivot(df: pd.DataFrame) -> Blocks:
         return []
     order = [v for v in ("padded", "packed", "exact") if v in set(rows["variant"])]
     order += sorted(set(rows["variant"]) - set(order))
-    table = []
+    table, shades = [], []
     for shape, g in rows.groupby(list(SHAPE), sort=True):  # numeric sort: batch 1, 8, 32, 128
         if g["variant"].nunique() < 2:
             continue
         best = g["median_ms"].min()
+        ratios = dict(zip(g["variant"], g["median_ms"] / best, strict=True))
         cells = {}
         for _, r in g.iterrows():
             half = (r["ci_high_ms"] - r["ci_low_ms"]) / 2 / r["median_ms"]
@@ -160,13 +161,15 @@ def pivot(df: pd.DataFrame) -> Blocks:
             f"t{values['threads']}"
         )
         table.append([label, values["machine"], *(cells.get(v, "") for v in order)])
+        shades.append([None, None, *(ratios.get(v) for v in order)])
     if not table:
         return []
     return [
         Heading(PIVOT_TITLE),
         Paragraph(
             "Median step time in ms, ±half its 95% CI, and its ratio to the fastest variant of the row "
-            "(float32, default kernels). Rows are shapes, sorted by their values; empty cells were not run."
+            "(float32, default kernels); in the HTML the best cell is blue and slower ones shade to red at 2× and "
+            "beyond. Rows are shapes, sorted by their values; empty cells were not run."
         ),
-        Table(["shape", "machine", *order], table),
+        Table(["shape", "machine", *order], table, shade=shades),
     ]

@@ -1,0 +1,54 @@
+"""Confidence intervals of per-case time ratios, from the runs' raw samples.
+
+A ratio plot puts one point per matched pair of cases (``slices.pairs``); its bar is
+the percentile-bootstrap 95% CI of median(a) / median(b), resampling each side's raw
+step times (the same statistic ``bench compare`` tests). Where a run's samples file
+is missing (a filtered copy of a results CSV), its pairs get no bar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.compare import Samples, median_ratio, step_samples
+from bench.errors import UsageError
+
+RESAMPLES = 1000  # per pair: enough for a plotted bar, cheap for a report of hundreds of pairs
+
+
+class SampleStore:
+    """Each results file's step samples, read once."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, dict[str, Samples] | None] = {}
+
+    def steps(self, path: str, case_id: str) -> np.ndarray | None:
+        if path not in self._runs:
+            try:
+                self._runs[path] = step_samples(Path(path))
+            except UsageError:  # no samples file, or not one we can read: no bars for this run
+                self._runs[path] = None
+        run = self._runs[path]
+        found = None if run is None else run.get(case_id)
+        return None if found is None else found[0]
+
+
+def ratio_cis(p: pd.DataFrame, store: SampleStore, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of each pair's a/b median ratio; NaN where a side has too few samples."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(seed)
+    low, high = np.full(len(p), np.nan), np.full(len(p), np.nan)
+    for i, (_, r) in enumerate(p.iterrows()):
+        a = store.steps(r["source_path_a"], r["case_id_a"])
+        b = store.steps(r["source_path_b"], r["case_id_b"])
+        if a is None or b is None or min(a.size, b.size) < 2:
+            continue
+        ci = sps.bootstrap(
+            (b, a), median_ratio, n_resamples=RESAMPLES, method="percentile", vectorized=True, random_state=rng
+        ).confidence_interval
+        low[i], high[i] = ci.low, ci.high
+    return low, high
