@@ -3,9 +3,10 @@
 ``bench.counting`` starts this module as
 ``valgrind --tool=callgrind --collect-atstart=no ... python -m bench.callgrind JOB``.
 The process imports torch once (instrumented but not counted), then forks a
-child per case, so that every case starts from the same state whatever ran
-before it or beside it (Python's specializing interpreter and the allocators
-carry a case's history into the next one's counts, by up to 0.5% here). The
+child per case, so that a case starts from nearly the same state whatever ran
+before it (Python's specializing interpreter and the allocators carried one
+case's history into the next one's counts by up to 0.5% here; forked, the
+parent's own small changes still move them by up to 0.14%). The
 child builds the case, warms it up (not counted), and counts ``repeats``
 steps through the one measuring loop (``bench.timer.run_loop``) with the
 *instruction clock*: callgrind's collection is switched on around each phase
