@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.errors import UsageError
+from bench.results import METRICS
 from bench.spec import INPUT_AXES
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -49,7 +50,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--metric",
-        choices=["time", "instructions"],
+        choices=METRICS,
         default="time",
         help="time each step (default), or count its instructions under valgrind's callgrind (CPU, 1 thread)",
     )
@@ -78,13 +79,13 @@ def add_ci_parser(sub: argparse._SubParsersAction) -> None:
         default="",
         help="command prefix for the current side, to test the gate itself (e.g. 'taskset -c 0')",
     )
-    which = parser.add_mutually_exclusive_group()
     parser.add_argument(
         "--metric",
-        choices=["time", "instructions"],
+        choices=METRICS,
         default="time",
         help="gate on time (default) or on instruction counts under callgrind (needs valgrind)",
     )
+    which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--preset", help="the preset whose cases the gate measures (ci; ci-instructions for --metric instructions)"
     )

@@ -112,12 +112,14 @@ def environment_changes(base: pd.DataFrame, cur: pd.DataFrame, metric: str = "ti
     return changes
 
 
-def bootstrap_ci(data: tuple[np.ndarray, ...], statistic, rng: np.random.Generator) -> tuple[float, float]:
+def bootstrap_ci(
+    data: tuple[np.ndarray, ...], statistic, rng: np.random.Generator, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
     """95% percentile-bootstrap CI of ``statistic(*data, axis=-1)`` (scipy)."""
     result = sps.bootstrap(
         data,
         statistic,
-        n_resamples=BOOTSTRAP_RESAMPLES,
+        n_resamples=resamples,
         method="percentile",
         vectorized=True,
         paired=False,

@@ -120,7 +120,6 @@ def count_cases(cases: Sequence[Case], jobs: int) -> Iterator[tuple[Case, Outcom
     """Every case's outcome, as the valgrind processes report them."""
     if not cases:
         return
-    valgrind()  # refused before anything starts
     jobs = max(1, min(jobs, len(cases)))
     lines: queue.Queue = queue.Queue()
     with tempfile.TemporaryDirectory(prefix="rnnbench-callgrind-") as tmp:

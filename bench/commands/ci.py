@@ -72,12 +72,8 @@ def suite_command(out_csv: Path, *selection: str) -> list[str]:
 
 def count_command(out_csv: Path, args: argparse.Namespace, jobs: int) -> list[str]:
     """``bench run --metric instructions`` of the gate's cases into ``out_csv``."""
-    if args.spec is not None:
-        if not args.spec.is_file():
-            raise UsageError(f"--spec {args.spec}: no such file")
-        which = ["--spec", str(args.spec.resolve())]
-    else:
-        which = ["--preset", args.preset]
+    spec = spec_file(args)
+    which = ["--spec", str(spec)] if spec else ["--preset", args.preset]
     run = [sys.executable, "-m", "bench", "run", "--metric", "instructions"]
     return [*run, *which, "--out", str(out_csv), "--jobs", str(jobs)]
 
@@ -136,13 +132,19 @@ def count_tree(side: str, ref: str | None, out: Path, args: argparse.Namespace) 
         raise SystemExit(f"counting instructions failed for the {side} side (exit {code})")
 
 
+def spec_file(args: argparse.Namespace) -> Path | None:
+    """``--spec`` as an absolute path (both sides run in other trees), checked; None for a preset."""
+    if args.spec is None:
+        return None
+    if not args.spec.is_file():
+        raise UsageError(f"--spec {args.spec}: no such file")
+    return args.spec.resolve()
+
+
 def selection(args: argparse.Namespace) -> str:
-    """The suite's case selection: the preset, or the spec file (absolute: the suite runs in other trees)."""
-    if args.spec is not None:
-        if not args.spec.is_file():
-            raise UsageError(f"--spec {args.spec}: no such file")
-        return f"--suite-spec={args.spec.resolve()}"
-    return f"--suite-preset={args.preset}"
+    """The suite's case selection: the preset, or the spec file."""
+    spec = spec_file(args)
+    return f"--suite-spec={spec}" if spec else f"--suite-preset={args.preset}"
 
 
 def run_suite(tree: Path, out_csv: Path, which: str) -> None:

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from bench.compare import bootstrap_ci
 from bench.report.document import Blocks, Findings, Heading, Paragraph
 from bench.report.sections_scaling import THREADS_TITLE
-from bench.report.slices import ok_rows, pairs
+from bench.report.slices import ok_rows, pairs, ratio_bounds
 
 TITLE = "Key findings"
-BOOTSTRAP_RESAMPLES = 2000
 MIN_BOOTSTRAP_CASES = 3
 
 
@@ -103,22 +102,13 @@ QUESTIONS = (
 def ratio_ci(ratios: np.ndarray, low: np.ndarray, high: np.ndarray, seed: int = 0) -> tuple[float, float]:
     """95% CI of the median ratio: bootstrap over cases, or the cases' own CI ends when few."""
     if ratios.size >= MIN_BOOTSTRAP_CASES and np.ptp(ratios) > 0:
-        result = sps.bootstrap(
-            (ratios,),
-            np.median,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            method="percentile",
-            random_state=np.random.default_rng(seed),
-        )
-        return float(result.confidence_interval.low), float(result.confidence_interval.high)
+        return bootstrap_ci((ratios,), np.median, np.random.default_rng(seed))
     return float(np.median(low)), float(np.median(high))
 
 
 def _ratios(p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ratio = (p["median_ms_a"] / p["median_ms_b"]).to_numpy()
-    low = (p["ci_low_ms_a"] / p["ci_high_ms_b"]).to_numpy()
-    high = (p["ci_high_ms_a"] / p["ci_low_ms_b"]).to_numpy()
-    return ratio, low, high
+    low, high = ratio_bounds(p)
+    return (p["median_ms_a"] / p["median_ms_b"]).to_numpy(), low.to_numpy(), high.to_numpy()
 
 
 def _group_label(keys: tuple, by: tuple[str, ...], p: pd.DataFrame) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.compare import Samples, median_ratio, step_samples
+from bench.compare import Samples, bootstrap_ci, median_ratio, step_samples
 from bench.errors import UsageError
 
 RESAMPLES = 1000  # per pair: enough for a plotted bar, cheap for a report of hundreds of pairs
@@ -38,8 +38,6 @@ class SampleStore:
 
 def ratio_cis(p: pd.DataFrame, store: SampleStore, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of each pair's a/b median ratio; NaN where a side has too few samples."""
-    from scipy import stats as sps
-
     rng = np.random.default_rng(seed)
     low, high = np.full(len(p), np.nan), np.full(len(p), np.nan)
     for i, (_, r) in enumerate(p.iterrows()):
@@ -47,8 +45,5 @@ def ratio_cis(p: pd.DataFrame, store: SampleStore, seed: int = 0) -> tuple[np.nd
         b = store.steps(r["source_path_b"], r["case_id_b"])
         if a is None or b is None or min(a.size, b.size) < 2:
             continue
-        ci = sps.bootstrap(
-            (b, a), median_ratio, n_resamples=RESAMPLES, method="percentile", vectorized=True, random_state=rng
-        ).confidence_interval
-        low[i], high[i] = ci.low, ci.high
+        low[i], high[i] = bootstrap_ci((b, a), median_ratio, rng, RESAMPLES)
     return low, high

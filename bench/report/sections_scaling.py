@@ -10,7 +10,7 @@ from matplotlib.ticker import NullLocator, ScalarFormatter
 
 from bench.report.document import Blocks, Heading, Image, Paragraph
 from bench.report.plotting import MACHINE_SEP, new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
-from bench.report.slices import EXACT_TOL, missing_note, ok_rows, pairs, typical
+from bench.report.slices import EXACT_TOL, missing_note, ok_rows, pairs, ratio_bounds, typical
 
 
 def _series(df: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
@@ -136,8 +136,7 @@ def padding_curve(df: pd.DataFrame, folder: Path) -> Blocks:
         p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"], pad=p["lengths"].str[4:].astype(float))
         for (model, mode, machine), g in p.groupby(["model", "mode", "machine"], sort=True):
             g = g.sort_values("pad")
-            # The widest interval the two medians' 95% CIs allow.
-            low, high = g["ci_low_ms_a"] / g["ci_high_ms_b"], g["ci_high_ms_a"] / g["ci_low_ms_b"]
+            low, high = ratio_bounds(g)
             ax.errorbar(
                 g["pad"] * 100,
                 g["ratio"],

@@ -57,6 +57,11 @@ def pairs(df: pd.DataFrame, axis: str, a: object, b: object, ignore: Sequence[st
     return left.merge(right, on=on, suffixes=("_a", "_b"))
 
 
+def ratio_bounds(p: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The widest interval of a/b that the two medians' 95% CIs allow, for ``pairs`` rows."""
+    return p["ci_low_ms_a"] / p["ci_high_ms_b"], p["ci_high_ms_a"] / p["ci_low_ms_b"]
+
+
 def short_label(row: pd.Series) -> str:
     """A compact case name for axis labels: ``lstm b32 L64 2×bi packed train``."""
     parts = [row["model"], f"b{row['batch_size']}", f"L{row['seq_len']}"]
