@@ -41,6 +41,12 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="skip cases already in --out and append the rest")
     p.add_argument("--budget-s", type=float, help="sampling time per case (overrides the spec's timer)")
     p.add_argument("--target-ci", type=float, help="target CI half-width as a fraction of the median")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="fresh processes per case, interleaved over the sweep; the CI is taken across them "
+        "(the spec's timer, 3 by default; 1: one process, a quick look whose CI covers that process only)",
+    )
     p.add_argument("--list", action="store_true", help="print the case ids and exit without measuring")
     p.add_argument("--isolate", action="store_true", help="run each case in a child process (survives crashes)")
     p.add_argument(

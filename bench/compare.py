@@ -25,7 +25,7 @@ from scipy import stats as sps
 
 from bench.errors import UsageError
 from bench.results import read_results, read_samples
-from bench.stats import MIN_CI_SAMPLES
+from bench.stats import MIN_CI_SAMPLES, ratio_from_rounds
 
 # Differences in these mean the two runs measured different things.
 ENV_FIELDS = ("torch_version", "cuda_version", "cudnn_version", "cpu_model", "gpu_name")
@@ -71,20 +71,38 @@ def parse_threshold(text: str) -> float:
     return value
 
 
-Samples = tuple[np.ndarray, np.ndarray | None]  # step times (ms), and each one's block (or None)
+@dataclass(frozen=True)
+class Samples:
+    """One case's step times (ms) and, per step, its block or round where the run has them."""
+
+    ms: np.ndarray
+    blocks: np.ndarray | None = None  # runs against another tree (bench.interleave)
+    rounds: np.ndarray | None = None  # sweeps measured in rounds (bench.rounds)
+
+    def round_medians(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(round numbers, their medians), when the case has two rounds or more."""
+        if self.rounds is None or np.unique(self.rounds).size < 2:
+            return None
+        ids = np.unique(self.rounds)
+        return ids, np.array([np.median(self.ms[self.rounds == r]) for r in ids])
 
 
 def step_samples(csv_path: Path) -> dict[str, Samples]:
-    """Per-case step times (ms, the phases summed per sample) and their blocks.
+    """Per-case step times (ms, the phases summed per sample), with their blocks or rounds.
 
     Blocks exist in runs measured side by side (``bench.interleave``): block k of
-    one side ran right next to block k of the other.
+    one side ran right next to block k of the other. Rounds exist in sweeps
+    (``bench.rounds``): round k of every case ran in the same fresh process.
     """
     df = read_samples(csv_path)
-    keys = ["case_id", "index"] + (["block"] if "block" in df else [])
-    totals = df.groupby(keys)["ms"].sum().reset_index()
+    tags = [t for t in ("block", "round") if t in df]
+    totals = df.groupby(["case_id", "index", *tags])["ms"].sum().reset_index()
     return {
-        case: (g["ms"].to_numpy(), g["block"].to_numpy() if "block" in g else None)
+        case: Samples(
+            g["ms"].to_numpy(),
+            g["block"].to_numpy() if "block" in g else None,
+            g["round"].to_numpy() if "round" in g else None,
+        )
         for case, g in totals.groupby("case_id")
     }
 
@@ -134,7 +152,7 @@ def median_ratio(base: np.ndarray, cur: np.ndarray, axis: int = -1) -> np.ndarra
 
 def paired_blocks(base: Samples, cur: Samples) -> np.ndarray | None:
     """log(median current / median baseline) per block both sides ran, if blocked."""
-    (b_ms, b_block), (c_ms, c_block) = base, cur
+    b_ms, b_block, c_ms, c_block = base.ms, base.blocks, cur.ms, cur.blocks
     if b_block is None or c_block is None:
         return None
     common = np.intersect1d(b_block, c_block)
@@ -167,15 +185,21 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
 
     Blocked runs are judged on the per-block-pair log ratios (Wilcoxon
     signed-rank test, bootstrap CI of their median): the pairing cancels drift.
-    Otherwise on the raw samples (Mann–Whitney U, bootstrap CI of the median ratio).
+    Runs measured in rounds on their round medians (Welch's t on the logs,
+    ``stats.ratio_from_rounds``): samples of one process are not independent of
+    each other, the rounds are. Otherwise (one round each) on the raw samples
+    (Mann–Whitney U, bootstrap CI of the median ratio), which sees one process only.
     """
     pairs = paired_blocks(base, cur)
+    b_rounds, c_rounds = base.round_medians(), cur.round_medians()
     if pairs is not None:
         ratio = float(np.exp(np.median(pairs)))
         low, high = (float(np.exp(v)) for v in bootstrap_ci((pairs,), np.median, rng))
         p = float(sps.wilcoxon(pairs).pvalue) if np.any(pairs != 0) else 1.0
+    elif b_rounds is not None and c_rounds is not None:
+        ratio, low, high, p = ratio_from_rounds(b_rounds[1], c_rounds[1], paired=False)
     else:
-        b, c = base[0], cur[0]
+        b, c = base.ms, cur.ms
         ratio = float(np.median(c) / np.median(b))
         low, high = bootstrap_ci((b, c), median_ratio, rng)
         p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)

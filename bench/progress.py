@@ -46,6 +46,12 @@ class Bar:
         if self._progress is not None:
             self._progress.stop()
 
+    def extend(self, more: int) -> None:
+        """``more`` steps were added to the work (a case's extra rounds)."""
+        self.total += more
+        if self._progress is not None:
+            self._progress.update(self._task, total=self.total)
+
     def start(self, case_id: str) -> None:
         if self._progress is not None:
             self._progress.update(self._task, description=case_id)

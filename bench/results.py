@@ -36,7 +36,7 @@ import numpy as np
 from bench.errors import UsageError
 from bench.noise import contended_note
 from bench.spec import AXES, CASE_COLUMN_NAMES, INPUT_AXES, Case
-from bench.stats import summarize
+from bench.stats import RoundsSummary, summarize, summarize_rounds
 from bench.timer import Measurement
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: see _pandas()
@@ -53,13 +53,19 @@ if TYPE_CHECKING:  # pandas is imported by the readers alone: see _pandas()
 #      instructions; a version-1 row is time), instructions, fwd_instructions,
 #      bwd_instructions and instructions_spread, and the provenance that counts depend on,
 #      cpu_capability (torch's CPU kernel level: AVX2, AVX512, ...) and python_version.
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#   3: rounds (bench.rounds): rounds, within_round_rel_ci and between_round_rel_sd; with two
+#      rounds or more, median_ms and the CI come from the rounds (bench.stats.summarize_rounds).
+#      Samples gain a round column. Older rows were one round (one process): rounds is filled
+#      in as 1 for their time rows, and their CI covers that one process only.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 METRICS = ("time", "instructions")
 STATUSES = ("ok", "oom", "error", "unsupported")
 FAILED_STATUSES = ("oom", "error")  # unsupported: a user's model declined the case, nothing failed
 SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "ms")
+# A sweep's samples: each run tagged with its round (0-based; the fresh process it ran in).
+ROUND_SAMPLE_COLUMNS: tuple[str, ...] = (*SAMPLE_COLUMNS, "round")
 BLOCK_SAMPLE_COLUMNS: tuple[str, ...] = (*SAMPLE_COLUMNS, "block")
 # An instruction run's samples: one count per phase of each counted step.
 COUNT_SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "instructions")
@@ -140,6 +146,9 @@ class Row:
     max_ms: float | None = None
     ci_low_ms: float | None = None
     ci_high_ms: float | None = None
+    rounds: int | None = None  # fresh processes the case was measured in (bench.rounds)
+    within_round_rel_ci: float | None = None  # median round's own CI half-width / its median
+    between_round_rel_sd: float | None = None  # standard deviation of the log round medians
     fwd_median_ms: float | None = None  # training only: the phases apart
     bwd_median_ms: float | None = None
     instructions: int | None = None  # median instructions of a step (1 thread, under callgrind)
@@ -202,10 +211,19 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     s = summarize(m.total_ms)
     for name, value in asdict(s).items():  # samples, median_ms, ..., ci_high_ms: columns of the same name
         setattr(row, name, value)
+    row.rounds = m.round_count
+    by_rounds = summarize_rounds(m.total_ms, m.rounds) if m.round_count > 1 else None
+    if by_rounds is not None:  # the centre and CI across the rounds (bench.stats)
+        row.median_ms, row.ci_low_ms, row.ci_high_ms = by_rounds.centre_ms, by_rounds.ci_low_ms, by_rounds.ci_high_ms
+        row.within_round_rel_ci = by_rounds.within_round_rel_ci
+        row.between_round_rel_sd = by_rounds.between_round_rel_sd
+    else:
+        row.within_round_rel_ci = s.rel_ci_half_width
+    rel_ci = (row.ci_high_ms - row.ci_low_ms) / 2 / row.median_ms
     if len(m.phases) > 1:  # training: forward and backward apart
-        row.fwd_median_ms = summarize(m.phases["fwd"]).median_ms if "fwd" in m.phases else None
-        row.bwd_median_ms = summarize(m.phases["bwd"]).median_ms if "bwd" in m.phases else None
-    seconds = s.median_ms / 1e3
+        row.fwd_median_ms = phase_centre(m, "fwd")
+        row.bwd_median_ms = phase_centre(m, "bwd")
+    seconds = row.median_ms / 1e3
     row.tokens_per_s = facts.valid_tokens / seconds
     row.padding_fraction = facts.padding_fraction
     row.gflop = facts.gflop
@@ -224,11 +242,12 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         notes.append("no FLOP count: FlopCounterMode counted none of this model's ops (no efficiency)")
     if m.reached_target is False and outcome.target_rel_ci is not None:
         notes.append(
-            f"noisy: CI ±{s.rel_ci_half_width:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "
-            f"{s.samples} samples in {m.sampling_s:.1f} s"
+            f"noisy: CI ±{rel_ci:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "
+            f"{s.samples} samples in {m.round_count} round(s), {m.sampling_s:.1f} s"
         )
     if m.reached_target is None:
         notes.append("no precision target")
+    notes.append(rounds_note(by_rounds))
     contended = contended_note(row.other_cpu_cores)
     if contended:
         notes.append(contended)
@@ -236,6 +255,28 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         notes.append(outcome.schedule)
     row.note = "; ".join(notes)
     return row
+
+
+def phase_centre(m: Measurement, phase: str) -> float | None:
+    """A phase's median, across rounds as the row's own (the geometric mean of round medians)."""
+    if phase not in m.phases:
+        return None
+    values = m.phases[phase]
+    if m.round_count > 1:
+        return summarize_rounds(values, m.rounds).centre_ms
+    return summarize(values).median_ms
+
+
+def rounds_note(by_rounds: RoundsSummary | None) -> str:
+    """What the CI covers, and which spread dominates it."""
+    if by_rounds is None:
+        return "1 round: the CI covers one process only (a rerun may land outside it)"
+    spread = (
+        f"between rounds ±{by_rounds.between_round_rel_sd:.1%} sd, "
+        f"within a round CI ±{by_rounds.within_round_rel_ci:.1%}"
+    )
+    which = "between rounds dominates" if by_rounds.between_dominates else "within rounds dominates"
+    return f"{by_rounds.rounds} rounds: {which} ({spread})"
 
 
 def _counted_row(row: Row, outcome: Counted) -> Row:
@@ -257,9 +298,12 @@ def _counted_row(row: Row, outcome: Counted) -> Row:
 
 
 def sample_rows(
-    case_id: str, m: Measurement | Counted, blocks: Sequence[int] | None = None
+    case_id: str, m: Measurement | Counted, blocks: Sequence[int] | None = None, first_index: int = 0
 ) -> Iterable[dict[str, Any]]:
-    """The samples file's rows of one measured case; ``blocks`` gives each run's block, if blocked."""
+    """The samples file's rows of one measured case; ``blocks`` gives each run's block, if blocked.
+
+    ``first_index`` numbers the runs on from a case's earlier rounds, so that (case, phase, index)
+    stays unique in a file written round by round."""
     if isinstance(m, Counted):
         for phase, counts in m.counts.items():
             for i, count in enumerate(counts):
@@ -267,7 +311,9 @@ def sample_rows(
         return
     for phase, values in m.phases.items():
         for i, ms in enumerate(values):
-            row = {"case_id": case_id, "phase": phase, "index": i, "ms": ms}
+            row = {"case_id": case_id, "phase": phase, "index": first_index + i, "ms": ms}
+            if m.rounds is not None:
+                row["round"] = m.rounds[i]
             yield row if blocks is None else row | {"block": blocks[i]}
 
 
@@ -343,6 +389,23 @@ class AppendWriter:
             self._lock.release()
             Path(self._lock.lock_file).unlink(missing_ok=True)  # no lock file left beside the results
             self._lock = None
+
+
+def keep_samples(path: Path, case_ids: set[str], columns: tuple[str, ...]) -> None:
+    """Rewrite a samples file keeping only the rows of ``case_ids`` (``--resume``: the cases
+    whose rows are out; the rounds ledger gives back the rest). Rows of a file from before
+    rounds get round 0: they were measured in one process."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open(newline="", encoding="utf-8") as f:
+        kept = [r for r in csv.DictReader(f) if r.get("case_id") in case_ids]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for r in kept:
+            writer.writerow({c: r.get(c) or ("0" if c == "round" else "") for c in columns})
+    os.replace(tmp, path)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -451,6 +514,8 @@ def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
         df["impl"] = "module"
     if "tf32" not in df.columns:  # before the tf32 axis
         df["tf32"] = "off"
+    if "rounds" not in df.columns:  # before rounds: every time row was measured in one process
+        df["rounds"] = ((df["status"] == "ok") & (df.get("metric", "time") == "time")).map({True: "1", False: ""})
     for col in NUMERIC_COLUMNS:
         if col not in df.columns:
             df[col] = ""  # a column added after this file was written
@@ -487,7 +552,7 @@ def read_samples(csv_path: Path) -> pd.DataFrame:
     df = _read_csv(path, "samples CSV")
     if list(df.columns)[:4] not in (list(SAMPLE_COLUMNS), list(COUNT_SAMPLE_COLUMNS)):
         raise UsageError(f"{path}: not a samples CSV (want columns {', '.join(SAMPLE_COLUMNS)})")
-    for col in ("ms", "instructions", "index", "block"):
+    for col in ("ms", "instructions", "index", "block", "round"):
         if col in df:
             values = pd.to_numeric(df[col], errors="coerce")
             if values.isna().any():

@@ -31,7 +31,7 @@ from bench.results import (
     COLUMNS,
     COUNT_SAMPLE_COLUMNS,
     FAILED_STATUSES,
-    SAMPLE_COLUMNS,
+    ROUND_SAMPLE_COLUMNS,
     SCHEMA_VERSION,
     AppendWriter,
     Counted,
@@ -39,6 +39,7 @@ from bench.results import (
     Measured,
     Outcome,
     Row,
+    keep_samples,
     make_row,
     new_run_id,
     now_iso,
@@ -48,9 +49,12 @@ from bench.results import (
     sample_rows,
     write_json_atomic,
 )
+from bench.rounds import Direct, Executor, Ledger, Unit, WorkerPerRound, ledger_path, restore, run_rounds
+from bench.rounds import Progress as RoundsProgress
 from bench.shard import shard_cases
 from bench.spec import Case, Spec, expand
-from bench.timer import TimerConfig, measure
+from bench.stats import summarize
+from bench.timer import Measurement, TimerConfig, measure
 from bench.variants import measure_together, variant_groups
 from bench.workload import Workload, build, check_cases
 
@@ -223,15 +227,11 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
     return run_id, set(rows["case_id"])
 
 
-def _measure(group: list[Case], config: TimerConfig, peaks: PeakCache, isolate: bool) -> list[tuple[Case, Outcome]]:
-    """One case alone (in this process or a child), or a group side by side."""
-    if len(group) > 1:
-        return run_group(group, config, {c: peak_or_nan(peaks, c) for c in group})
-    case = group[0]
-    peak = peak_or_nan(peaks, case)
-    if not isolate:
-        return [(case, run_case(case, config, peak))]
-    return [(case, run_in_child(run_case, (case, config, peak), case.case_id))]
+def measure_unit(cases: list[Case], config: TimerConfig, peaks: dict[Case, float]) -> list[tuple[Case, Outcome]]:
+    """One round of a unit: a case alone, or a group side by side (what a round worker runs)."""
+    if len(cases) > 1:
+        return run_group(cases, config, peaks)
+    return [(cases[0], run_case(cases[0], config, peaks[cases[0]]))]
 
 
 def run_sweep(
@@ -266,29 +266,36 @@ def run_sweep(
     }
     counting = options.metric == "instructions"
     meta["metric"] = options.metric
+    if not counting:
+        meta["rounds"] = spec.timer.rounds
     write_json_atomic(json_path, meta)
     warning = None if counting else oversubscribed(max((c.threads for c in todo), default=0))
     if warning:
         print(warning, file=sys.stderr)
     rows_out = AppendWriter(out, COLUMNS, exclusive=True)
-    samples_out = AppendWriter(samples_path, COUNT_SAMPLE_COLUMNS if counting else SAMPLE_COLUMNS)
+    if not counting and done:
+        # Only the finished cases' samples stay; the ledger gives back the finished rounds of the rest.
+        keep_samples(samples_path, done, ROUND_SAMPLE_COLUMNS)
+    samples_out = AppendWriter(samples_path, COUNT_SAMPLE_COLUMNS if counting else ROUND_SAMPLE_COLUMNS)
     rows: list[Row] = []
+    complete = False
     try:
-        with progress.Bar(len(todo)) as bar:
-            outcomes = _counted(todo, options, bar) if counting else _timed(todo, options, peaks, bar)
-            for case, outcome in outcomes:
-                gpu = {"gpu_name": env.gpu_name() if case.device == "cuda" else ""}
-                row = make_row(case, outcome, provenance | gpu, run_id)
-                rows_out.write(row)
-                if isinstance(outcome, Measured):
-                    samples_out.write_many(sample_rows(case.case_id, outcome.measurement))
-                elif isinstance(outcome, Counted):
-                    samples_out.write_many(sample_rows(case.case_id, outcome))
-                rows.append(row)
-                bar.advance(row.case.case_id, row.status, row_detail(row))
+        if counting:
+            with progress.Bar(len(todo)) as bar:
+                for case, outcome in _counted(todo, options, bar):
+                    row = _write_row(case, outcome, provenance, run_id, rows_out, rows)
+                    if isinstance(outcome, Counted):
+                        samples_out.write_many(sample_rows(case.case_id, outcome))
+                    bar.advance(row.case.case_id, row.status, row_detail(row))
+        else:
+            for case, outcome in _timed(todo, options, peaks, out, samples_out):
+                _write_row(case, outcome, provenance, run_id, rows_out, rows)
+        complete = True
     finally:
         rows_out.close()
         samples_out.close()
+        if complete and not counting:
+            Ledger(ledger_path(out)).remove()  # every row is out: the rounds are in the CSVs
         meta["peak_gflop_per_s"] = peaks.as_dict()
         meta["finished"] = now_iso()
         meta["status_counts"] = dict(Counter(r.status for r in rows))
@@ -296,13 +303,76 @@ def run_sweep(
     return SweepResult(rows, len(cases) - len(todo))
 
 
+def _write_row(
+    case: Case, outcome: Outcome, provenance: dict[str, str], run_id: str, rows_out: AppendWriter, rows: list[Row]
+) -> Row:
+    gpu = {"gpu_name": env.gpu_name() if case.device == "cuda" else ""}
+    row = make_row(case, outcome, provenance | gpu, run_id)
+    rows_out.write(row)
+    rows.append(row)
+    return row
+
+
 def _timed(
-    todo: Sequence[Case], options: SweepOptions, peaks: PeakCache, bar: progress.Bar
+    todo: Sequence[Case], options: SweepOptions, peaks: PeakCache, out: Path, samples_out: AppendWriter
 ) -> Iterator[tuple[Case, Outcome]]:
-    """Each case timed (alone, in a child, or with its variants side by side), in order."""
-    for group in variant_groups(todo) if options.side_by_side else [[c] for c in todo]:
-        bar.start(group[0].case_id + (f" (+{len(group) - 1} side by side)" if len(group) > 1 else ""))
-        yield from _measure(group, options.spec.timer, peaks, options.isolate)
+    """Each case timed in its rounds (bench.rounds): alone, in a child, or with its variants side
+    by side; each round's samples written as it ends, each case's outcome yielded when it has all."""
+    config = options.spec.timer
+    groups = variant_groups(todo) if options.side_by_side else [[c] for c in todo]
+    units = [Unit(g) for g in groups]
+    ledger = Ledger(ledger_path(out))
+    restored = restore(units, ledger)
+    for unit in units:  # the samples of rounds finished before an interrupt
+        for index, outcomes in sorted(unit.rounds.items()):
+            _write_round_samples(unit, index, outcomes, samples_out)
+    per_round = config.for_one_round()
+
+    def peak(case: Case) -> float:
+        return peak_or_nan(peaks, case)
+
+    if config.rounds > 1 and not options.isolate:
+        executor: Executor = WorkerPerRound(measure_unit, per_round, peak)
+    else:  # one round in this process (a quick look), or each unit-round in a child of its own
+        executor = Direct(measure_unit, per_round, peak, run_in_child if options.isolate else None)
+    with progress.Bar(len(units) * config.rounds - restored) as bar:
+
+        def started(unit: Unit, index: int) -> None:
+            bar.start(f"round {index + 1}/{config.rounds}: {unit.label}")
+
+        def ended(unit: Unit, index: int, outcomes: list[tuple[Case, Outcome]]) -> None:
+            _write_round_samples(unit, index, dict((c.case_id, o) for c, o in outcomes), samples_out)
+            failed = [o for _, o in outcomes if isinstance(o, Failed)]
+            status = failed[0].status if len(failed) == len(outcomes) else "ok"
+            bar.advance(f"round {index + 1}: {unit.label}", status, round_detail(outcomes))
+
+        yield from run_rounds(units, config, executor, ledger, RoundsProgress(started, ended, bar.extend))
+
+
+def _write_round_samples(unit: Unit, index: int, outcomes: dict[str, Outcome], samples_out: AppendWriter) -> None:
+    """A round's raw samples, tagged with the round, numbered on from the case's earlier rounds."""
+    for case_id, outcome in outcomes.items():
+        if not isinstance(outcome, Measured):
+            continue
+        m = outcome.measurement
+        before = sum(
+            len(next(iter(o[case_id].measurement.phases.values())))
+            for r, o in unit.rounds.items()
+            if r < index and isinstance(o.get(case_id), Measured)
+        )
+        tagged = Measurement(m.phases, m.warmup_runs, m.sampling_s, m.reached_target, [index] * len(m.total_ms))
+        samples_out.write_many(sample_rows(case_id, tagged, first_index=before))
+
+
+def round_detail(outcomes: list[tuple[Case, Outcome]]) -> str:
+    """A round's medians (or errors), for the progress line."""
+    parts = []
+    for _, o in outcomes:
+        if isinstance(o, Measured):
+            parts.append(f"{summarize(o.measurement.total_ms).median_ms:.3f} ms")
+        elif isinstance(o, Failed):
+            parts.append(o.error)
+    return ", ".join(parts)
 
 
 def _counted(todo: Sequence[Case], options: SweepOptions, bar: progress.Bar) -> Iterator[tuple[Case, Outcome]]:

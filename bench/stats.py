@@ -69,3 +69,125 @@ def summarize(samples_ms: np.ndarray | list[float]) -> Summary:
         ci_low_ms=low,
         ci_high_ms=high,
     )
+
+
+# --- intervals from rounds ---------------------------------------------------------------------
+#
+# A sweep measures each case in R rounds, each in a fresh process (bench.rounds). What changes
+# between processes (memory layout, allocator state, where threads land) and what drifts over
+# minutes moves a round's median as a whole, which no interval from one process's samples can
+# see. The row's estimate is the geometric mean of the round medians and its 95% CI Student's
+# t-interval on their logarithms: the scatter of the round medians already holds both the
+# within-round noise and the between-round shifts, and t's heavier tails pay for having only a
+# few rounds (a bootstrap over 3-5 rounds covers far less than 95%; docs/statistics.md).
+
+
+@dataclass(frozen=True)
+class RoundsSummary:
+    """A case's centre and 95% CI from its rounds, and the two sources of spread apart."""
+
+    rounds: int
+    centre_ms: float  # geometric mean of the round medians
+    ci_low_ms: float
+    ci_high_ms: float
+    between_round_rel_sd: float  # standard deviation of the log round medians (≈ relative sd)
+    within_round_rel_ci: float  # median over rounds of each round's own CI half-width / its median
+
+    @property
+    def rel_ci_half_width(self) -> float:
+        return (self.ci_high_ms - self.ci_low_ms) / 2 / self.centre_ms
+
+    @property
+    def between_dominates(self) -> bool:
+        """True when what moves whole rounds outweighs the noise within them.
+
+        A round median's standard error ``se`` is about its CI half-width / 1.96, and
+        the round medians' variance is ``se²`` plus the between-round variance (the
+        processes' and the drift's): that part dominates once it exceeds ``se²``.
+        """
+        se = self.within_round_rel_ci / T_95_LARGE
+        return self.between_round_rel_sd**2 > 2 * se**2
+
+
+T_95_LARGE = 1.96  # a 95% CI's half-width in standard errors, many degrees of freedom
+
+
+def t_quantile(rounds: int, confidence: float = 0.95) -> float:
+    """Student's t quantile for a two-sided ``confidence`` interval from ``rounds`` values."""
+    from scipy import stats as sps  # see median_ci: not imported at the top
+
+    return float(sps.t.ppf(0.5 + confidence / 2, rounds - 1))
+
+
+def rounds_interval(round_medians: np.ndarray | list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(centre, low, high): geometric mean of the round medians and the t-interval on their logs.
+
+    Needs two rounds or more (one round has no between-round spread to go on).
+    """
+    logs = np.log(np.asarray(round_medians, dtype=float))
+    r = logs.size
+    if r < 2:
+        raise ValueError("an interval from rounds needs at least two rounds")
+    mean = float(logs.mean())
+    half = t_quantile(r, confidence) * float(logs.std(ddof=1)) / np.sqrt(r)
+    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half))
+
+
+def summarize_rounds(samples_ms: np.ndarray | list[float], rounds: np.ndarray | list[int]) -> RoundsSummary:
+    """The rounds' interval of samples tagged with the round each was taken in (two rounds or more)."""
+    x = np.asarray(samples_ms, dtype=float)
+    tags = np.asarray(rounds)
+    medians, within = [], []
+    for r in np.unique(tags):
+        s = summarize(x[tags == r])
+        medians.append(s.median_ms)
+        within.append(s.rel_ci_half_width if s.samples >= MIN_CI_SAMPLES else np.nan)
+    centre, low, high = rounds_interval(medians)
+    within_rel = float(np.nanmedian(within)) if not np.all(np.isnan(within)) else float("nan")
+    return RoundsSummary(
+        rounds=len(medians),
+        centre_ms=centre,
+        ci_low_ms=low,
+        ci_high_ms=high,
+        between_round_rel_sd=float(np.std(np.log(medians), ddof=1)),
+        within_round_rel_ci=within_rel,
+    )
+
+
+def rounds_needed(rel_sd: float, target_rel_ci: float, have: int, most: int) -> int | None:
+    """The fewest rounds (more than ``have``, at most ``most``) whose t-interval would reach the
+    target if the rounds keep scattering by ``rel_sd``; None if even ``most`` would not."""
+    for r in range(max(have + 1, 2), most + 1):
+        if t_quantile(r) * rel_sd / np.sqrt(r) <= target_rel_ci:
+            return r
+    return None
+
+
+def ratio_from_rounds(
+    base_medians: np.ndarray | list[float],
+    cur_medians: np.ndarray | list[float],
+    paired: bool,
+    confidence: float = 0.95,
+) -> tuple[float, float, float, float]:
+    """(ratio, low, high, p) of cur / base from each side's round medians, on log scales.
+
+    Paired (the two measured side by side in the same rounds, the same round numbers in
+    the same order): the t-interval of the per-round log ratios. Unpaired (two runs):
+    Welch's t-interval of the difference of the mean log medians. ``p`` tests ratio = 1.
+    """
+    from scipy import stats as sps  # see median_ci
+
+    b, c = np.log(np.asarray(base_medians, float)), np.log(np.asarray(cur_medians, float))
+    if paired:
+        d = c - b
+        mean, se, df = float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)), d.size - 1
+    else:
+        vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
+        mean, se = float(c.mean() - b.mean()), float(np.sqrt(vb + vc))
+        # Welch–Satterthwaite degrees of freedom
+        df = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1)) if vb + vc > 0 else b.size + c.size - 2
+    if se == 0:
+        return float(np.exp(mean)), float(np.exp(mean)), float(np.exp(mean)), 1.0 if mean == 0 else 0.0
+    half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se
+    p = float(2 * sps.t.sf(abs(mean) / se, df))
+    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half)), p

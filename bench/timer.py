@@ -28,7 +28,7 @@ import gc
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,6 +53,11 @@ class TimerConfig:
     warmup_runs: int = 2  # at least this many warm-up runs ...
     warmup_s: float = 0.2  # ... and at least this long
     check_every: int = 5  # recompute the CI every N samples
+    # Rounds (bench.rounds): each case is measured in this many fresh processes, interleaved over
+    # the sweep, and its CI is taken across them; budget_s is split over the rounds. Cases that
+    # miss the target get more rounds from the time the others saved, up to max_rounds.
+    rounds: int = 3
+    max_rounds: int = 12
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], where: str) -> TimerConfig:
@@ -78,7 +83,13 @@ class TimerConfig:
             )
         if config.max_samples < config.min_samples:
             raise UsageError(f"{where}.max_samples: {config.max_samples} is below min_samples")
+        if config.max_rounds < config.rounds:
+            raise UsageError(f"{where}.max_rounds: {config.max_rounds} is below rounds ({config.rounds})")
         return config
+
+    def for_one_round(self) -> TimerConfig:
+        """The config of one round: the case's budget split over its rounds."""
+        return replace(self, budget_s=self.budget_s / self.rounds)
 
 
 # --- stop rules: when the loop has enough ------------------------------------------------------
@@ -206,13 +217,19 @@ class Measurement:
     """Raw samples per phase (ms) plus how the sampling ended.
 
     ``reached_target`` is None when the schedule set no precision target (fixed
-    counts, blocks): nothing was checked, so nothing is claimed.
+    counts, blocks): nothing was checked, so nothing is claimed. ``rounds`` tags
+    each run with the round (fresh process) it was taken in; None for one round.
     """
 
     phases: dict[str, list[float]]
     warmup_runs: int
     sampling_s: float
     reached_target: bool | None
+    rounds: list[int] | None = None
+
+    @property
+    def round_count(self) -> int:
+        return 1 if self.rounds is None else len(set(self.rounds))
 
     @property
     def total_ms(self) -> np.ndarray:
@@ -224,6 +241,16 @@ class Measurement:
     ) -> Measurement:
         by_phase = {name: [s[i] for s in samples] for i, (name, _) in enumerate(phases)}
         return cls(by_phase, warmups, seconds, reached)
+
+    @classmethod
+    def merged(cls, parts: Sequence[tuple[int, Measurement]], reached: bool | None) -> Measurement:
+        """One measurement of a case's rounds: ``(round, measurement)`` pairs, runs tagged by round."""
+        names = list(parts[0][1].phases)
+        phases = {name: [v for _, m in parts for v in m.phases[name]] for name in names}
+        tags = [r for r, m in parts for _ in m.phases[names[0]]]
+        warmups = sum(m.warmup_runs for _, m in parts)
+        seconds = sum(m.sampling_s for _, m in parts)
+        return cls(phases, warmups, seconds, reached, tags)
 
 
 def warm_up(

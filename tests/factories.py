@@ -9,7 +9,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.results import COLUMNS, SAMPLE_COLUMNS, AppendWriter, Failed, Measured, WorkFacts, make_row, run_paths
+from bench.results import (
+    COLUMNS,
+    ROUND_SAMPLE_COLUMNS,
+    SAMPLE_COLUMNS,
+    AppendWriter,
+    Failed,
+    Measured,
+    WorkFacts,
+    make_row,
+    run_paths,
+    sample_rows,
+)
 from bench.spec import Case
 from bench.timer import Measurement
 
@@ -32,6 +43,7 @@ budget_s = 0.02
 min_samples = 6
 warmup_runs = 1
 warmup_s = 0.0
+rounds = 1  # one process: most tests are not about rounds (tests/test_rounds*.py are)
 """
 
 # A tiny case: builds and runs in milliseconds on one CPU thread.
@@ -62,8 +74,12 @@ def make_case(**axes: Any) -> Case:
     return Case(**(CASE_DEFAULTS | axes))
 
 
-def measured(samples_ms: Sequence[float], target_rel_ci: float | None = 0.02) -> Measured:
-    m = Measurement({"fwd": list(map(float, samples_ms))}, warmup_runs=1, sampling_s=0.1, reached_target=True)
+def measured(
+    samples_ms: Sequence[float], target_rel_ci: float | None = 0.02, rounds: Sequence[int] | None = None
+) -> Measured:
+    """A measured outcome; ``rounds`` tags each sample with its round (None: one round)."""
+    tags = None if rounds is None else [int(r) for r in rounds]
+    m = Measurement({"fwd": list(map(float, samples_ms))}, 1, 0.1, reached_target=True, rounds=tags)
     return Measured(m, WorkFacts(valid_tokens=64, padding_fraction=0.0, gflop=0.01), 1.0, target_rel_ci)
 
 
@@ -74,17 +90,20 @@ def write_run(
     timestamp: str | None = None,
     **provenance: str,
 ) -> Path:
-    """A results CSV and its samples: per case, its samples (ms) or a failed status ("oom"/"error")."""
-    rows, raw = AppendWriter(path, COLUMNS), AppendWriter(run_paths(path)[0], SAMPLE_COLUMNS)
+    """A results CSV and its samples: per case, its samples (ms), a list of rounds of samples (a 2-D
+    array: measured in rounds, as a sweep does), or a failed status ("oom"/"error")."""
+    in_rounds = any(not isinstance(o, str) and np.ndim(o) == 2 for o in outcomes.values())
+    columns = ROUND_SAMPLE_COLUMNS if in_rounds else SAMPLE_COLUMNS
+    rows, raw = AppendWriter(path, COLUMNS), AppendWriter(run_paths(path)[0], columns)
     for case, outcome in outcomes.items():
         if isinstance(outcome, str):
             row = make_row(case, Failed(outcome, "boom"), PROVENANCE | provenance, run_id or path.stem)
         else:
-            result = measured(outcome)
+            values = np.asarray(outcome, dtype=float)
+            tags = np.repeat(np.arange(values.shape[0]), values.shape[1]) if values.ndim == 2 else None
+            result = measured(values.ravel(), rounds=tags)
             row = make_row(case, result, PROVENANCE | provenance, run_id or path.stem)
-            raw.write_many(
-                {"case_id": case.case_id, "phase": "fwd", "index": i, "ms": v} for i, v in enumerate(outcome)
-            )
+            raw.write_many(sample_rows(case.case_id, result.measurement))
         if timestamp:
             row.timestamp = timestamp
         rows.write(row)

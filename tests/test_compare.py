@@ -14,7 +14,7 @@ from factories import make_case
 
 from bench.cli import main
 from bench.commands.ci import suite_command
-from bench.compare import CompareConfig, compare_runs, parse_threshold
+from bench.compare import CompareConfig, Samples, compare_runs, parse_threshold
 from bench.errors import UsageError
 from bench.results import run_paths
 from bench.spec import Case
@@ -214,9 +214,9 @@ def test_paired_blocks_cancel_drift(tmp_path):
     rng = np.random.default_rng(7)
     drift = np.repeat(np.linspace(1.0, 1.3, 20), 5)
     blocks = np.repeat(np.arange(20), 5)
-    base = (10 * drift * rng.lognormal(0, 0.01, 100), blocks)
-    same = (10 * drift * rng.lognormal(0, 0.01, 100), blocks)
-    slower = (11 * drift * rng.lognormal(0, 0.01, 100), blocks)
+    base = Samples(10 * drift * rng.lognormal(0, 0.01, 100), blocks)
+    same = Samples(10 * drift * rng.lognormal(0, 0.01, 100), blocks)
+    slower = Samples(11 * drift * rng.lognormal(0, 0.01, 100), blocks)
     assert judge(base, same, CompareConfig(), rng)["verdict"] == "unchanged"
     assert judge(base, slower, CompareConfig(), rng)["verdict"] == "regression"
 

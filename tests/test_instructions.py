@@ -21,6 +21,7 @@ from bench.history import HistoryConfig, analyse, collect
 from bench.results import (
     COLUMNS,
     COUNT_SAMPLE_COLUMNS,
+    SCHEMA_VERSION,
     AppendWriter,
     Counted,
     Failed,
@@ -105,7 +106,7 @@ def test_an_instruction_row_has_counts_and_no_times(tmp_path):
     path = write_counts(tmp_path / "c.csv", {make_case(mode="training"): 3_000_000, make_case(): 1_000_000})
     df = read_results(path).set_index("mode")
     train, infer = df.loc["training"], df.loc["inference"]
-    assert (df["metric"] == "instructions").all() and (df["schema_version"] == 2).all()
+    assert (df["metric"] == "instructions").all() and (df["schema_version"] == SCHEMA_VERSION).all()
     assert train["instructions"] == 3_000_000 and train["fwd_instructions"] + train["bwd_instructions"] == 3_000_000
     assert pd.isna(infer["fwd_instructions"]) and infer["instructions_spread"] == pytest.approx(4 / 1_000_000)
     for column in ("median_ms", "ci_low_ms", "tokens_per_s", "gflop_per_s", "efficiency"):
@@ -130,7 +131,11 @@ def test_a_version_1_file_reads_as_time_rows(tmp_path):
         path, index=False
     )
     df = read_results(path)
-    assert (df["metric"] == "time").all() and df["instructions"].isna().all() and (df["schema_version"] == 2).all()
+    assert (
+        (df["metric"] == "time").all()
+        and df["instructions"].isna().all()
+        and (df["schema_version"] == SCHEMA_VERSION).all()
+    )
 
 
 def test_an_ok_instruction_row_without_a_count_is_refused(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from factories import raw_rows
 
 from bench.cli import main
-from bench.results import COLUMNS
+from bench.results import COLUMNS, SCHEMA_VERSION
 
 
 def run_tiny(tmp_path, tiny_spec, *extra):
@@ -39,11 +39,12 @@ def test_tiny_run_holds_the_csv_contract(tmp_path, tiny_spec):
     assert len(training) == 4
     assert (training["fwd_median_ms"].astype(float) > 0).all() and (training["bwd_median_ms"].astype(float) > 0).all()
     assert (df["samples"].astype(int) >= 6).all()
-    assert df["run_id"].nunique() == 1 and (df["schema_version"] == 2).all()
+    assert df["run_id"].nunique() == 1 and (df["schema_version"] == SCHEMA_VERSION).all()
     assert (df["gpu_name"] == "").all() and (df["torch_version"] != "").all()
     # Raw samples: one per sample and phase; training has fwd and bwd.
     samples = pd.read_csv(tmp_path / "run.samples.csv")
-    assert list(samples.columns) == ["case_id", "phase", "index", "ms"]
+    assert list(samples.columns) == ["case_id", "phase", "index", "ms", "round"]
+    assert (samples["round"] == 0).all() and (df["rounds"] == 1).all()  # the tiny spec: one round
     per_case = samples.groupby("case_id").size()
     for _, row in df.iterrows():
         phases = 2 if row["mode"] == "training" else 1

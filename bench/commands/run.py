@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.errors import UsageError
 from bench.results import new_run_id, run_paths
+from bench.rounds import ledger_path
 from bench.runner import SweepOptions, plan, prepare_output, run_sweep
 from bench.shard import parse_shard
 from bench.spec import INPUT_AXES, Spec, load_spec, with_overrides
@@ -31,6 +32,10 @@ def resolve_spec(args: argparse.Namespace) -> Spec:
         if not 0 < args.target_ci < 1:
             raise UsageError(f"--target-ci: {args.target_ci} must be a fraction between 0 and 1")
         timer = dataclasses.replace(timer, target_rel_ci=args.target_ci)
+    if args.rounds is not None:
+        if args.rounds < 1:
+            raise UsageError(f"--rounds: {args.rounds} must be 1 or more")
+        timer = dataclasses.replace(timer, rounds=args.rounds, max_rounds=max(timer.max_rounds, args.rounds))
     return dataclasses.replace(spec, timer=timer)
 
 
@@ -79,7 +84,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         if "--out" not in again:
             again += ["--out", str(out)]
         print(
-            f"\ninterrupted: every finished case is kept in {out}; resume with:\n"
+            f"\ninterrupted: every finished case is kept in {out}, every finished round of the others in "
+            f"{ledger_path(out).name}; resume with:\n"
             f"  python -m bench {shlex.join(again)} --resume",
             file=sys.stderr,
         )
