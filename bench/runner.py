@@ -273,8 +273,9 @@ def run_sweep(
     if warning:
         print(warning, file=sys.stderr)
     rows_out = AppendWriter(out, COLUMNS, exclusive=True)
-    if not counting and done:
-        # Only the finished cases' samples stay; the ledger gives back the finished rounds of the rest.
+    if not counting:
+        # Resuming: only the finished cases' samples stay; the ledger gives back the finished rounds
+        # of the rest (a round's samples may be out while its ledger line is not).
         keep_samples(samples_path, done, ROUND_SAMPLE_COLUMNS)
     samples_out = AppendWriter(samples_path, COUNT_SAMPLE_COLUMNS if counting else ROUND_SAMPLE_COLUMNS)
     rows: list[Row] = []
@@ -338,13 +339,13 @@ def _timed(
     with progress.Bar(len(units) * config.rounds - restored) as bar:
 
         def started(unit: Unit, index: int) -> None:
-            bar.start(f"round {index + 1}/{config.rounds}: {unit.label}")
+            bar.start(f"{round_label(index, config.rounds)}: {unit.label}")
 
         def ended(unit: Unit, index: int, outcomes: list[tuple[Case, Outcome]]) -> None:
             _write_round_samples(unit, index, dict((c.case_id, o) for c, o in outcomes), samples_out)
             failed = [o for _, o in outcomes if isinstance(o, Failed)]
             status = failed[0].status if len(failed) == len(outcomes) else "ok"
-            bar.advance(f"round {index + 1}: {unit.label}", status, round_detail(outcomes))
+            bar.advance(f"{round_label(index, config.rounds)}: {unit.label}", status, round_detail(outcomes))
 
         yield from run_rounds(units, config, executor, ledger, RoundsProgress(started, ended, bar.extend))
 
@@ -362,6 +363,11 @@ def _write_round_samples(unit: Unit, index: int, outcomes: dict[str, Outcome], s
         )
         tagged = Measurement(m.phases, m.warmup_runs, m.sampling_s, m.reached_target, [index] * len(m.total_ms))
         samples_out.write_many(sample_rows(case_id, tagged, first_index=before))
+
+
+def round_label(index: int, planned: int) -> str:
+    """``round 2/3`` for a planned round, ``extra round 4`` for one from the time pool."""
+    return f"round {index + 1}/{planned}" if index < planned else f"extra round {index + 1}"
 
 
 def round_detail(outcomes: list[tuple[Case, Outcome]]) -> str:
