@@ -166,8 +166,25 @@ def build_parser(prog: str = "python -m bench") -> Parser:
     e.add_argument(
         "--check", action="store_true", help="instead: the machine's noise sources (governor, boost, load, ...)"
     )
-    v = sub.add_parser("validate", help="check the timer against torch.utils.benchmark")
+    v = sub.add_parser(
+        "validate",
+        help="check the timer against torch.utils.benchmark, or (--calibration) the CIs against a rerun",
+    )
     v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    v.add_argument(
+        "--calibration",
+        action="store_true",
+        help="run the same sweep twice and report how often the two medians agree within their combined 95%% CI",
+    )
+    calib = v.add_mutually_exclusive_group()
+    calib.add_argument("--preset", help="--calibration: the sweep to run twice (default: quick)")
+    calib.add_argument("--spec", help="--calibration: a spec TOML to run twice")
+    calib.add_argument(
+        "--runs", nargs=2, type=Path, metavar="CSV", help="--calibration: check two existing runs instead"
+    )
+    v.add_argument("--rounds", type=int, help="--calibration: rounds per case (default: the spec's)")
+    v.add_argument("--budget-s", type=float, help="--calibration: sampling time per case")
+    v.add_argument("--out", type=Path, help="--calibration: folder for the two runs (results/calibration-<time>)")
     add_ci_parser(sub)
     return parser
 
@@ -217,9 +234,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m bench") -> in
             from bench.commands.env import cmd_env
 
             return cmd_env(check=args.check)
+        if args.command == "validate" and args.calibration:
+            from bench.commands.calibrate import cmd_calibrate
+
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+            return cmd_calibrate(args)
         if args.command == "validate":
             from bench.commands.validate import cmd_validate
 
+            given = [f for f in ("preset", "spec", "runs", "rounds", "budget_s", "out") if getattr(args, f) is not None]
+            if given:
+                raise UsageError(f"--{given[0].replace('_', '-')} goes with --calibration")
             return cmd_validate(args.device)
         if args.command == "ci":
             from bench.commands.ci import cmd_ci

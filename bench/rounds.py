@@ -46,7 +46,7 @@ from bench.isolate import FAULT_ENV
 from bench.results import Failed, Measured, Outcome, WorkFacts
 from bench.spec import Case
 from bench.stats import rounds_interval, rounds_needed, summarize
-from bench.timer import Measurement, TimerConfig
+from bench.timer import Measurement, TimerConfig, freeze_imports
 
 # Columns of ``extra`` that merge by their largest value over the rounds (an error, a
 # memory peak, contention: the worst round is the honest report); the rest by the median.
@@ -70,6 +70,7 @@ class Executor(Protocol):
 def _serve(fn: MeasureUnit, conn: Any) -> None:
     """A round worker's loop: measure each unit it is sent, until it is sent None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends its workers
+    freeze_imports()  # fn's module (and torch) came in with the request's unpickling of fn
     while True:
         request = conn.recv()
         if request is None:

@@ -54,7 +54,7 @@ from bench.rounds import Progress as RoundsProgress
 from bench.shard import shard_cases
 from bench.spec import Case, Spec, expand
 from bench.stats import summarize
-from bench.timer import Measurement, TimerConfig, measure
+from bench.timer import Measurement, TimerConfig, freeze_imports, measure
 from bench.variants import measure_together, variant_groups
 from bench.workload import Workload, build, check_cases
 
@@ -128,9 +128,9 @@ def run_group(cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, floa
 
 def _measure_group(works: Sequence[Workload], config: TimerConfig, peaks: dict[Case, float]) -> dict[Case, Outcome]:
     with CpuWatch() as watch:
-        results, rounds = measure_together(works, config)
+        results, turns = measure_together(works, config)
     noise = watch.result.columns() if watch.result is not None else {}
-    side = f"side by side with {len(works) - 1} other variant(s) in {rounds} rounds"
+    side = f"side by side with {len(works) - 1} other variant(s) in {turns} turns"
     done: dict[Case, Outcome] = {}
     for work, result in results:
         if isinstance(result, Failed):
@@ -320,6 +320,7 @@ def _timed(
     """Each case timed in its rounds (bench.rounds): alone, in a child, or with its variants side
     by side; each round's samples written as it ends, each case's outcome yielded when it has all."""
     config = options.spec.timer
+    freeze_imports()  # for units measured in this process (one round, no worker)
     groups = variant_groups(todo) if options.side_by_side else [[c] for c in todo]
     units = [Unit(g) for g in groups]
     ledger = Ledger(ledger_path(out))

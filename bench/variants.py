@@ -4,7 +4,7 @@ Cases that differ only in ``varlen`` and ``impl`` (padded / packed / exact,
 module / compiled / cells) answer "which variant is faster", and on a shared
 machine the answer drifts by tens of percent between one case's time slot and
 the next. Here a group of such cases is built and warmed up together, then
-sampled in rounds of one short block per case (a ``TimeBudget`` run of the
+sampled in turns of one short block per case (a ``TimeBudget`` run of the
 measuring loop), the order reversed every round (A B C, C B A, ...), so drift
 hits every variant alike and the ratios of their medians are measured side by
 side.
@@ -25,7 +25,7 @@ from bench.workload import Workload
 
 VARIANT_AXES = ("varlen", "impl")
 BLOCK_S = 0.1  # one turn of a case: long enough for several samples of a fast case
-MIN_ROUNDS = 6  # spread every variant's samples over the group's whole time window
+MIN_TURNS = 6  # spread every variant's samples over the group's whole time window
 
 
 def variant_groups(cases: Sequence[Case]) -> list[list[Case]]:
@@ -54,12 +54,13 @@ def measure_together(
     or the group's budget (``budget_s`` per case) is spent.
 
     Returns each workload with its measurement (or the failure that stopped
-    it), and the number of rounds.
+    it), and the number of turns.
     """
     clock = clock_for("cuda" if any(w.case.device == "cuda" for w in works) else "cpu")
     target = PrecisionTarget(config)
-    # A block: BLOCK_S of runs, at least one, never past max_samples in all.
-    block = TimeBudget(BLOCK_S, max_runs=config.max_samples)
+    # A block: BLOCK_S of runs (shorter when a round's budget is short, so that the group still
+    # turns MIN_TURNS times within it), at least one, never past max_samples in all.
+    block = TimeBudget(min(BLOCK_S, config.budget_s / MIN_TURNS), max_runs=config.max_samples)
     members = [Member(w) for w in works]
     for m in members:
         try:
@@ -68,11 +69,11 @@ def measure_together(
         except Exception as e:
             m.failed = failure(e)
     live = [m for m in members if m.failed is None]
-    rounds = 0
+    turns = 0
     with gc_paused():
         start = time.perf_counter()
         while live:
-            for m in live if rounds % 2 == 0 else live[::-1]:
+            for m in live if turns % 2 == 0 else live[::-1]:
                 if len(m.samples) >= config.max_samples:
                     continue  # a fast variant stops here; the slower ones still get their samples
                 try:
@@ -81,8 +82,8 @@ def measure_together(
                 except Exception as e:
                     m.failed = failure(e)
             live = [m for m in live if m.failed is None]
-            rounds += 1
-            enough = rounds >= MIN_ROUNDS and all(len(m.samples) >= config.min_samples for m in live)
+            turns += 1
+            enough = turns >= MIN_TURNS and all(len(m.samples) >= config.min_samples for m in live)
             precise = all(target.reached(m.samples) for m in live)
             if enough and (precise or time.perf_counter() - start >= config.budget_s * len(members)):
                 break
@@ -96,4 +97,4 @@ def measure_together(
         else:
             measured = Measurement.of(m.work.phases, m.samples, m.warmups, took, target.reached(m.samples))
             results.append((m.work, measured))
-    return results, rounds
+    return results, turns

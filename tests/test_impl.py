@@ -110,10 +110,10 @@ class StubWork:
 
 
 def test_a_fast_variant_at_max_samples_does_not_cut_the_slow_ones_short():
-    from bench.variants import MIN_ROUNDS, measure_together
+    from bench.variants import MIN_TURNS, measure_together
 
     config = TimerConfig(min_samples=6, max_samples=40, budget_s=0.01, warmup_runs=1, warmup_s=0.0)
     results, rounds = measure_together([StubWork(0.0), StubWork(0.06)], config)
     (_, fast), (_, slow) = results
     assert len(fast.phases["fwd"]) == 40  # capped
-    assert len(slow.phases["fwd"]) >= 6 and rounds >= MIN_ROUNDS
+    assert len(slow.phases["fwd"]) >= 6 and rounds >= MIN_TURNS

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -55,6 +56,12 @@ BUSY_LOOP = (
 )
 
 
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 @pytest.fixture
 def busy_core():
     """A busy loop pinned to the last core, in a process that is not ours: started by a
@@ -66,6 +73,10 @@ def busy_core():
         check=True,
     )
     pid = int(shell.stdout.strip())
+    # Wait until it burns CPU (its interpreter takes a while to start): a fast run could end first.
+    deadline = time.monotonic() + 10
+    while cpu_ticks(pid) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield pid
     os.kill(pid, signal.SIGKILL)
 
@@ -86,7 +97,8 @@ def test_our_own_child_processes_are_not_other_processes():
 @needs_proc
 def test_a_run_beside_a_busy_process_marks_its_rows_contended(tmp_path, tiny_spec, busy_core, capsys):
     out = tmp_path / "busy.csv"
-    argv = ["run", "--spec", str(tiny_spec), "--batch-size", "4", "--out", str(out)]
+    # 0.3 s per case: /proc/stat counts in 10 ms ticks, too coarse for a window of a few ticks.
+    argv = ["run", "--spec", str(tiny_spec), "--batch-size", "4", "--budget-s", "0.3", "--out", str(out)]
     assert main([*argv, "--mode", "inference", "--packed", "false", "--threads", "2"]) == 0
     rows = pd.read_csv(out)
     assert len(rows) == 2
