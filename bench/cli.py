@@ -81,6 +81,12 @@ def add_ci_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--blocks", type=int, default=20, help="alternating blocks per case and side (20)")
     parser.add_argument("--block-s", type=float, default=0.1, help="seconds per block (0.1)")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="--against: the blocks split over this many rounds of fresh worker processes (3)",
+    )
+    parser.add_argument(
         "--wrap-current",
         default="",
         help="command prefix for the current side, to test the gate itself (e.g. 'taskset -c 0')",

@@ -161,6 +161,24 @@ def paired_blocks(base: Samples, cur: Samples) -> np.ndarray | None:
     return np.array([np.log(np.median(c_ms[c_block == k]) / np.median(b_ms[b_block == k])) for k in common])
 
 
+def block_rounds(base: Samples, cur: Samples) -> np.ndarray | None:
+    """Per round both sides ran in (two or more), the median log ratio of its block pairs."""
+    if base.rounds is None or cur.rounds is None or base.blocks is None or cur.blocks is None:
+        return None
+    out = []
+    for r in np.intersect1d(base.rounds, cur.rounds):
+        b_in, c_in = base.rounds == r, cur.rounds == r
+        common = np.intersect1d(base.blocks[b_in], cur.blocks[c_in])
+        if common.size == 0:
+            continue
+        ratios = [
+            np.log(np.median(cur.ms[c_in & (cur.blocks == k)]) / np.median(base.ms[b_in & (base.blocks == k)]))
+            for k in common
+        ]
+        out.append(float(np.median(ratios)))
+    return np.array(out) if len(out) >= 2 else None
+
+
 def judge_counts(base: float, cur: float, threshold: float) -> dict:
     """Ratio and verdict for one case's instruction counts: no noise to test against."""
     ratio = cur / base
@@ -185,6 +203,9 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
 
     Blocked runs are judged on the per-block-pair log ratios (Wilcoxon
     signed-rank test, bootstrap CI of their median): the pairing cancels drift.
+    Blocked runs in rounds of fresh worker pairs, on the per-round medians of
+    those log ratios (one-sample t): the blocks of one pair of processes share
+    whatever those processes happen to be.
     Runs measured in rounds on their round medians (Welch's t on the logs,
     ``stats.ratio_from_rounds``): samples of one process are not independent of
     each other, the rounds are. Otherwise (one round each) on the raw samples
@@ -192,7 +213,11 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
     """
     pairs = paired_blocks(base, cur)
     b_rounds, c_rounds = base.round_medians(), cur.round_medians()
-    if pairs is not None:
+    per_round = block_rounds(base, cur) if pairs is not None else None
+    if per_round is not None:
+        # Blocks in rounds of fresh worker pairs: a pair of processes is one draw, its blocks are not.
+        ratio, low, high, p = ratio_from_rounds(np.ones_like(per_round), np.exp(per_round), paired=True)
+    elif pairs is not None:
         ratio = float(np.exp(np.median(pairs)))
         low, high = (float(np.exp(v)) for v in bootstrap_ci((pairs,), np.median, rng))
         p = float(sps.wilcoxon(pairs).pvalue) if np.any(pairs != 0) else 1.0

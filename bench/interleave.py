@@ -5,6 +5,12 @@ then take turns measuring short blocks (A B, B A, A B, ...). Consecutive blocks
 of the two sides share a time slot, so the drift of a shared machine (tens of
 percent over minutes, measured on the dev machine) hits both alike; ``bench
 compare`` pairs the blocks by number and tests the per-pair ratios.
+
+With ``rounds`` > 1 the blocks are split over rounds, each with a fresh pair of
+workers that builds every case anew, interleaved over the cases (as a sweep's
+rounds are, ``bench.rounds``): what one pair of processes happens to be (where
+their memory and threads landed) then varies between rounds instead of passing
+for a difference of code, and ``bench compare`` tests the per-round ratios.
 """
 
 from __future__ import annotations
@@ -70,10 +76,13 @@ class SideWriter:
 
     def __init__(self, path: Path, run_id: str) -> None:
         self.rows = AppendWriter(path, COLUMNS)
-        self.samples = AppendWriter(run_paths(path)[0], BLOCK_SAMPLE_COLUMNS)
+        self.samples = AppendWriter(run_paths(path)[0], (*BLOCK_SAMPLE_COLUMNS, "round"))
         self.run_id = run_id
 
-    def write(self, case: Case, ready: dict, blocks: list[dict[str, list[float]]]) -> None:
+    def write(
+        self, case: Case, ready: dict, blocks: list[dict[str, list[float]]], block_rounds: list[int] | None = None
+    ) -> None:
+        """The case's row and samples; ``block_rounds`` is each block's round (None: one round)."""
         if "error" in ready:
             # "status" since unsupported rows; older workers send only "oom".
             status = ready.get("status") or ("oom" if ready.get("oom") else "error")
@@ -81,15 +90,18 @@ class SideWriter:
             self.rows.write(make_row(case, outcome, {}, self.run_id))
             return
         phases = {name: [ms for b in blocks for ms in b[name]] for name in blocks[0]}
+        first = next(iter(blocks[0]))  # every phase has one value per run
+        run_rounds = None
+        if block_rounds is not None and len(set(block_rounds)) > 1:
+            run_rounds = [r for r, block in zip(block_rounds, blocks, strict=True) for _ in block[first]]
         # Fixed blocks, no precision target: reached_target None claims nothing.
-        m = Measurement(phases, warmup_runs=len(blocks), sampling_s=0.0, reached_target=None)
+        m = Measurement(phases, warmup_runs=len(blocks), sampling_s=0.0, reached_target=None, rounds=run_rounds)
         facts = WorkFacts(ready["valid_tokens"], ready["padding_fraction"], ready["gflop"])
         # .get: a worker of an older tree does not send every column.
         extra = {k: ready.get(k) for k in ("max_abs_err", "state_max_abs_err", "compile_s")}
         schedule = f"{len(blocks)} blocks interleaved with another tree"
         outcome = Measured(m, facts, ready["peak_gflop_per_s"], None, extra, schedule, ready.get("kernel_settings", ""))
         provenance = ready["provenance"] | {"gpu_name": ready["gpu_name"]}
-        first = next(iter(blocks[0]))  # every phase has one value per run
         block_of_run = [k for k, block in enumerate(blocks) for _ in block[first]]
         self.samples.write_many(sample_rows(case.case_id, m, block_of_run))  # one flush per case
         self.rows.write(make_row(case, outcome, provenance, self.run_id))
@@ -99,6 +111,11 @@ class SideWriter:
         self.samples.close()
 
 
+def blocks_per_round(blocks: int, rounds: int) -> list[int]:
+    """``blocks`` split over ``rounds`` as evenly as they go (20 over 3: 7, 7, 6)."""
+    return [blocks // rounds + (1 if r < blocks % rounds else 0) for r in range(rounds)]
+
+
 def side_by_side(
     trees: dict[str, Path],
     cases: Sequence[Case],
@@ -106,36 +123,69 @@ def side_by_side(
     blocks: int = 20,
     block_s: float = 0.1,
     wrap: dict[str, str] | None = None,
+    rounds: int = 1,
 ) -> None:
-    """Measure every case in every tree, blocks alternating; write one CSV per side."""
+    """Measure every case in every tree, blocks alternating, in ``rounds`` rounds of fresh
+    workers; write one CSV per side (a case's rows once its last round is done)."""
     wrap = wrap or {}
     run_id = new_run_id()
-    workers = {side: Worker(tree, shlex.split(wrap.get(side, ""))) for side, tree in trees.items()}
     writers = {side: SideWriter(out[side], f"{run_id}-{side}") for side in trees}
     sides = list(trees)
+    split = blocks_per_round(blocks, rounds)
+    ready: dict[Case, dict[str, dict]] = {}  # the first reply of each side (or the error that ended it)
+    got: dict[Case, dict[str, list[dict[str, list[float]]]]] = {c: {s: [] for s in sides} for c in cases}
+    tags: dict[Case, list[int]] = {c: [] for c in cases}
     try:
-        with Bar(len(cases)) as bar:
-            for case in cases:
-                bar.start(case.case_id)
-                ready = {side: workers[side].ask({"case": case.wire_axes()}) for side in sides}
-                got: dict[str, list[dict[str, list[float]]]] = {side: [] for side in sides}
-                live = [s for s in sides if "error" not in ready[s]]
-                for k in range(blocks if len(live) == len(sides) else 0):
-                    for side in sides if k % 2 == 0 else reversed(sides):
-                        reply = workers[side].ask({"block_s": block_s})
-                        if "error" in reply:
-                            ready[side] = reply
-                            break
-                        got[side].append(reply["phases"])
-                    if any("error" in ready[s] for s in sides):
-                        break
-                for side in sides:
-                    writers[side].write(case, ready[side], got[side])
-                failed = [f"{s}: {ready[s]['error']}" for s in sides if "error" in ready[s]]
-                statuses = {ready[s].get("status", "error") for s in sides if "error" in ready[s]}
-                status = (statuses.pop() if len(statuses) == 1 else "error") if failed else "ok"
-                bar.advance(case.case_id, status, "; ".join(failed))
+        with Bar(len(cases) * rounds) as bar:
+            for r, count in enumerate(split):
+                workers = {side: Worker(tree, shlex.split(wrap.get(side, ""))) for side, tree in trees.items()}
+                try:
+                    for case in cases:
+                        label = f"round {r + 1}/{rounds}: {case.case_id}" if rounds > 1 else case.case_id
+                        bar.start(label)
+                        failed = case in ready and any("error" in ready[case][s] for s in sides)
+                        if not failed:
+                            _blocks(case, workers, sides, count, block_s, ready, got[case], tags[case], r)
+                        # Written once: in its last round, or in the round it failed.
+                        if not failed and (r == rounds - 1 or any("error" in ready[case][s] for s in sides)):
+                            pairs = len(tags[case])  # a block whose partner failed is dropped
+                            for side in sides:
+                                writers[side].write(case, ready[case][side], got[case][side][:pairs], tags[case])
+                        errors = [f"{s}: {ready[case][s]['error']}" for s in sides if "error" in ready[case][s]]
+                        statuses = {ready[case][s].get("status", "error") for s in sides if "error" in ready[case][s]}
+                        status = (statuses.pop() if len(statuses) == 1 else "error") if errors else "ok"
+                        bar.advance(label, status, "; ".join(errors))
+                finally:
+                    for side in sides:
+                        workers[side].close()
     finally:
         for side in sides:
-            workers[side].close()
             writers[side].close()
+
+
+def _blocks(
+    case: Case,
+    workers: dict[str, Worker],
+    sides: list[str],
+    count: int,
+    block_s: float,
+    ready: dict[Case, dict[str, dict]],
+    got: dict[str, list[dict[str, list[float]]]],
+    tags: list[int],
+    round_index: int,
+) -> None:
+    """One round of a case: both sides build it, then ``count`` alternating blocks each."""
+    replies = {side: workers[side].ask({"case": case.wire_axes()}) for side in sides}
+    if case not in ready or any("error" in replies[s] for s in sides):
+        ready[case] = replies
+    if any("error" in replies[s] for s in sides):
+        return
+    start = len(tags)  # blocks of earlier rounds: the A B / B A alternation runs on across rounds
+    for k in range(count):
+        for side in sides if (start + k) % 2 == 0 else reversed(sides):
+            reply = workers[side].ask({"block_s": block_s})
+            if "error" in reply:
+                ready[case][side] = reply
+                return
+            got[side].append(reply["phases"])
+        tags.append(round_index)

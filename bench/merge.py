@@ -16,6 +16,7 @@ from bench.errors import UsageError
 from bench.results import (
     COLUMNS,
     COUNT_SAMPLE_COLUMNS,
+    ROUND_SAMPLE_COLUMNS,
     SAMPLE_COLUMNS,
     AppendWriter,
     read_json,
@@ -69,10 +70,15 @@ def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) 
     writer = AppendWriter(out, COLUMNS, exclusive=True)
     writer.write_many(rows)
     writer.close()
-    samples = AppendWriter(run_paths(out)[0], COUNT_SAMPLE_COLUMNS if metrics == ["instructions"] else SAMPLE_COLUMNS)
-    for f in files:
-        if run_paths(f)[0].is_file():
-            samples.write_many(read_samples(f).to_dict("records"))
+    raw = [read_samples(f) for f in files if run_paths(f)[0].is_file()]
+    columns = SAMPLE_COLUMNS
+    if metrics == ["instructions"]:
+        columns = COUNT_SAMPLE_COLUMNS
+    elif raw and all("round" in r for r in raw):  # parts measured in rounds keep their rounds
+        columns = ROUND_SAMPLE_COLUMNS
+    samples = AppendWriter(run_paths(out)[0], columns)
+    for r in raw:
+        samples.write_many(r.to_dict("records"))
     samples.close()
     write_json_atomic(
         run_paths(out)[1],

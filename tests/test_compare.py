@@ -196,12 +196,14 @@ def test_side_by_side_writes_paired_blocks_that_compare_pairs(tmp_path):
 
     cases = expand(spec_from_toml(SUITE_SPEC, "t"), cuda_available=False, default_threads=1)
     out = {"base": tmp_path / "base.csv", "current": tmp_path / "current.csv"}
-    side_by_side({"base": REPO, "current": REPO}, cases, out, blocks=6, block_s=0.01)
+    side_by_side({"base": REPO, "current": REPO}, cases, out, blocks=6, block_s=0.01, rounds=2)
     for path in out.values():
         rows = pd.read_csv(path, keep_default_na=False)
-        assert set(rows["status"]) == {"ok"} and len(rows) == 2
+        assert set(rows["status"]) == {"ok"} and len(rows) == 2 and (rows["rounds"] == 2).all()
         samples = pd.read_csv(run_paths(path)[0])
         assert sorted(samples["block"].unique()) == list(range(6))
+        # Two rounds of fresh workers, three blocks each, numbered on across them.
+        assert samples.groupby("block")["round"].first().tolist() == [0, 0, 0, 1, 1, 1]
     result, _ = compare_runs(out["base"], out["current"], CompareConfig())
     assert set(result["verdict"]) <= {"unchanged", "improvement", "regression"}
     assert result["ratio"].notna().all()
@@ -218,6 +220,24 @@ def test_paired_blocks_cancel_drift(tmp_path):
     same = Samples(10 * drift * rng.lognormal(0, 0.01, 100), blocks)
     slower = Samples(11 * drift * rng.lognormal(0, 0.01, 100), blocks)
     assert judge(base, same, CompareConfig(), rng)["verdict"] == "unchanged"
+    assert judge(base, slower, CompareConfig(), rng)["verdict"] == "regression"
+
+
+def test_blocks_in_rounds_are_judged_per_round_not_per_block():
+    """A/A with a process effect: each round's pair of workers lands a few percent apart, one way or
+    the other. Every block of a round shares it, so 30 blocks look like 30 witnesses; 3 rounds are 3."""
+    from bench.compare import judge
+
+    rng = np.random.default_rng(3)
+    blocks = np.repeat(np.arange(30), 5)
+    rounds = blocks // 10
+    effect = np.array([1.00, 1.08, 0.96])[rounds]  # the current side's worker in each round
+    base = Samples(10 * rng.lognormal(0, 0.005, 150), blocks, rounds)
+    same = Samples(10 * effect * rng.lognormal(0, 0.005, 150), blocks, rounds)
+    assert judge(base, same, CompareConfig(), rng)["verdict"] == "unchanged"
+    as_one_process = judge(Samples(base.ms, blocks), Samples(same.ms, blocks), CompareConfig(), rng)
+    assert as_one_process["p_value"] < 0.01  # the blocks alone: falsely sure of a change
+    slower = Samples(12 * rng.lognormal(0, 0.005, 150), blocks, rounds)
     assert judge(base, slower, CompareConfig(), rng)["verdict"] == "regression"
 
 

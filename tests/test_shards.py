@@ -13,7 +13,7 @@ from test_faults import start, wait_rows
 
 from bench.cli import main
 from bench.errors import UsageError
-from bench.results import read_results
+from bench.results import read_results, read_samples
 from bench.shard import estimated_cost, shard_cases
 from bench.spec import expand, load_spec, with_overrides
 
@@ -58,7 +58,7 @@ def test_local_launcher_gives_the_one_process_case_set(tmp_path, monkeypatch):
 
 def test_killed_shard_resumes_and_the_merge_is_complete(tmp_path):
     spec = tmp_path / "slow.toml"
-    spec.write_text(TINY_SPEC.replace("budget_s = 0.02", "budget_s = 0.3"))
+    spec.write_text(TINY_SPEC.replace("budget_s = 0.02", "budget_s = 0.3").replace("rounds = 1", "rounds = 2"))
     one, two = tmp_path / "p1.csv", tmp_path / "p2.csv"
     proc = start(spec, one, "--shard", "1/2")
     wait_rows(one, 1, proc)
@@ -89,6 +89,10 @@ def test_killed_shard_resumes_and_the_merge_is_complete(tmp_path):
     assert main(["merge", str(one), str(two), "--out", str(merged)]) == 0
     merged_ids = read_results(merged)["case_id"]
     assert merged_ids.nunique() == len(merged_ids) == 8
+    # The parts' rounds survive the kill, the resume and the merge.
+    assert (read_results(merged)["rounds"] == 2).all()
+    raw = read_samples(merged)
+    assert set(raw["round"]) == {0, 1} and not raw.duplicated(["case_id", "phase", "index"]).any()
 
 
 @pytest.fixture

@@ -191,6 +191,8 @@ def cmd_ci(args: argparse.Namespace) -> int:
         return ci_instructions(args, threshold)
     if args.blocks < MIN_CI_SAMPLES or not args.block_s > 0:
         raise UsageError(f"--blocks {args.blocks} / --block-s {args.block_s}: need >= {MIN_CI_SAMPLES} blocks of > 0 s")
+    if not 1 <= args.rounds <= args.blocks:
+        raise UsageError(f"--rounds {args.rounds}: need 1 to --blocks ({args.blocks}) rounds")
     if args.out.exists():
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
@@ -224,6 +226,7 @@ def cmd_ci(args: argparse.Namespace) -> int:
                 blocks=args.blocks,
                 block_s=args.block_s,
                 wrap={"current": args.wrap_current},
+                rounds=args.rounds,
             )
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
