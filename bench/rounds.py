@@ -307,9 +307,13 @@ class Unit:
         return (high - low) / 2 / centre
 
     def spent_s(self) -> float:
-        """Sampling time of its rounds (what the budget counts)."""
-        outcomes = [o for rs in self.rounds.values() for o in rs.values()]
-        return sum(o.measurement.sampling_s for o in outcomes if isinstance(o, Measured))
+        """Sampling time of its rounds (what the budget counts); a group side by side shares one
+        window per round, which each member's measurement reports whole."""
+        spent = 0.0
+        for outcomes in self.rounds.values():
+            times = [o.measurement.sampling_s for o in outcomes.values() if isinstance(o, Measured)]
+            spent += max(times, default=0.0)
+        return spent
 
     def precise(self, target: float) -> bool:
         return all(self.rel_ci(c) <= target for c in self.live())

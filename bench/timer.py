@@ -42,12 +42,15 @@ Clock = Callable[[Sequence[Phase]], list[float]]
 Sample = list[float]  # one run: a value per phase
 
 
+MIN_ROUND_SAMPLES = 3  # per round, with two rounds or more: the CI is taken across rounds
+
+
 @dataclass(frozen=True)
 class TimerConfig:
     """How long and how precisely to sample each case."""
 
     target_rel_ci: float = 0.02  # stop once the CI half-width is within 2% of the median
-    min_samples: int = 10  # at least this many, whatever the budget says
+    min_samples: int = 10  # at least this many per round, whatever the budget says
     max_samples: int = 2000  # no case needs more to pin its median
     budget_s: float = 2.0  # sampling time per case before giving up on the target
     warmup_runs: int = 2  # at least this many warm-up runs ...
@@ -77,15 +80,26 @@ class TimerConfig:
                 raise UsageError(f"{where}.{key}: {value!r} must be a finite positive number")
             values[key] = value
         config = cls(**values)
-        if config.min_samples < MIN_CI_SAMPLES:
+        # One round's CI comes from its own samples; with rounds the CI comes from the round
+        # medians, and a round needs only enough samples for a median.
+        least = MIN_CI_SAMPLES if config.rounds == 1 else MIN_ROUND_SAMPLES
+        if config.min_samples < least:
             raise UsageError(
-                f"{where}.min_samples: {config.min_samples} is too few for a 95% CI (need >= {MIN_CI_SAMPLES})"
+                f"{where}.min_samples: {config.min_samples} is too few for a 95% CI with {config.rounds} round(s) "
+                f"(need >= {least})"
             )
         if config.max_samples < config.min_samples:
             raise UsageError(f"{where}.max_samples: {config.max_samples} is below min_samples")
         if config.max_rounds < config.rounds:
             raise UsageError(f"{where}.max_rounds: {config.max_rounds} is below rounds ({config.rounds})")
         return config
+
+    def with_rounds(self, rounds: int) -> TimerConfig:
+        """This config with ``rounds`` rounds (``--rounds``): one round needs a CI's worth of samples."""
+        if rounds < 1:
+            raise UsageError(f"--rounds: {rounds} must be 1 or more")
+        least = self.min_samples if rounds > 1 else max(self.min_samples, MIN_CI_SAMPLES)
+        return replace(self, rounds=rounds, max_rounds=max(self.max_rounds, rounds), min_samples=least)
 
     def for_one_round(self) -> TimerConfig:
         """The config of one round: the case's budget split over its rounds."""

@@ -52,9 +52,7 @@ def measure_twice(args: argparse.Namespace) -> tuple[Path, Path]:
     spec = load_spec(args.preset or (None if args.spec else "quick"), args.spec)
     timer = spec.timer
     if args.rounds is not None:
-        if args.rounds < 1:
-            raise UsageError(f"--rounds: {args.rounds} must be 1 or more")
-        timer = dataclasses.replace(timer, rounds=args.rounds, max_rounds=max(timer.max_rounds, args.rounds))
+        timer = timer.with_rounds(args.rounds)
     if args.budget_s is not None:
         if not args.budget_s > 0:
             raise UsageError(f"--budget-s: {args.budget_s} must be positive")

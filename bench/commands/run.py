@@ -33,9 +33,7 @@ def resolve_spec(args: argparse.Namespace) -> Spec:
             raise UsageError(f"--target-ci: {args.target_ci} must be a fraction between 0 and 1")
         timer = dataclasses.replace(timer, target_rel_ci=args.target_ci)
     if args.rounds is not None:
-        if args.rounds < 1:
-            raise UsageError(f"--rounds: {args.rounds} must be 1 or more")
-        timer = dataclasses.replace(timer, rounds=args.rounds, max_rounds=max(timer.max_rounds, args.rounds))
+        timer = timer.with_rounds(args.rounds)
     return dataclasses.replace(spec, timer=timer)
 
 
