@@ -83,8 +83,8 @@ def add_ci_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="--against: the blocks split over this many rounds of fresh worker processes (3)",
+        default=5,
+        help="--against: the blocks split over this many rounds of fresh worker processes (5)",
     )
     parser.add_argument(
         "--wrap-current",

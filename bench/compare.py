@@ -1,11 +1,14 @@
-"""Regression verdicts between two runs, decided on the raw samples.
+"""Regression verdicts between two runs, decided on their samples.
 
 A case is a *regression* only when its median slowed down by more than the
-threshold **and** the slowdown is statistically significant: a two-sided
-Mann–Whitney U test on the raw per-step samples (scipy) at ``alpha``, and a
-bootstrap 95% CI of the median ratio (numpy) that lies wholly above 1. Both
-guards matter on shared CI machines: the threshold ignores real but tiny
-shifts, the test ignores big ratios that noise alone explains.
+threshold **and** the slowdown is statistically significant at ``alpha``: for
+runs measured in rounds, Welch's t-test on the log round medians; for runs in
+paired blocks against another tree, a one-sample t-test on the per-round medians
+of the block-pair log ratios (or, in one round, the Wilcoxon signed-rank test on
+the block pairs); for runs of one round, a two-sided Mann–Whitney U test on the
+raw per-step samples (which sees one process only). Both guards matter on shared
+CI machines: the threshold ignores real but tiny shifts, the test ignores big
+ratios that noise alone explains.
 
 Instruction runs (``--metric instructions``) need no test: the same code counts
 the same instructions to within a few parts per million, so the ratio of the

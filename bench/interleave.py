@@ -89,11 +89,14 @@ class SideWriter:
             outcome: Measured | Failed = Failed(status, ready["error"])
             self.rows.write(make_row(case, outcome, {}, self.run_id))
             return
+        if not blocks:  # this side built the case, the other failed before any block pair
+            self.rows.write(make_row(case, Failed("error", "no paired blocks: the other side failed"), {}, self.run_id))
+            return
         phases = {name: [ms for b in blocks for ms in b[name]] for name in blocks[0]}
         first = next(iter(blocks[0]))  # every phase has one value per run
-        run_rounds = None
-        if block_rounds is not None and len(set(block_rounds)) > 1:
-            run_rounds = [r for r, block in zip(block_rounds, blocks, strict=True) for _ in block[first]]
+        # Every run tagged with its round (0 for one round), so the samples file always has them.
+        tags = block_rounds if block_rounds is not None else [0] * len(blocks)
+        run_rounds = [r for r, block in zip(tags, blocks, strict=True) for _ in block[first]]
         # Fixed blocks, no precision target: reached_target None claims nothing.
         m = Measurement(phases, warmup_runs=len(blocks), sampling_s=0.0, reached_target=None, rounds=run_rounds)
         facts = WorkFacts(ready["valid_tokens"], ready["padding_fraction"], ready["gflop"])

@@ -28,6 +28,9 @@ FAULT_ENV = "RNNBENCH_FAULT_CASE"
 def _child(fn: Callable[..., Any], args: Sequence[Any], label: str, conn: Any) -> None:
     if os.environ.get(FAULT_ENV) == label:
         os.abort()
+    from bench.timer import freeze_imports  # here: the child has imported what fn needs by now
+
+    freeze_imports()
     conn.send(fn(*args))
     conn.close()
 

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bench.isolate import FAULT_ENV
-from bench.results import Failed, Measured, Outcome, WorkFacts
+from bench.results import Failed, Measured, Outcome, WorkFacts, repair_torn_tail
 from bench.spec import Case
 from bench.stats import rounds_interval, rounds_needed, summarize
 from bench.timer import Measurement, TimerConfig, freeze_imports
@@ -129,7 +129,8 @@ class WorkerPerRound:
 
     @contextlib.contextmanager
     def round(self, index: int) -> Iterator[MeasureOne]:
-        worker: RoundWorker | None = None
+        # Started before the first unit is timed: its start (an interpreter, torch) is not the unit's.
+        worker: RoundWorker | None = RoundWorker(self.fn)
 
         def measure(cases: list[Case]) -> list[tuple[Case, Outcome]]:
             nonlocal worker
@@ -233,15 +234,17 @@ class Ledger:
         self.path = path
 
     def read(self) -> list[dict[str, Any]]:
-        """The finished unit-rounds; a torn last line (a hard kill mid-write) is dropped."""
+        """The finished unit-rounds; a torn last line (a hard kill mid-write) is cut off first,
+        so that the next line appended starts on a line of its own."""
         if not self.path.is_file():
             return []
+        repair_torn_tail(self.path)
         entries = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 entries.append(json.loads(line))
             except json.JSONDecodeError:
-                break
+                continue  # not ours to read (a line from a crashed write that ended in a newline)
         return entries
 
     def append(self, index: int, outcomes: Sequence[tuple[Case, Outcome]], wall_s: float) -> None:
@@ -398,6 +401,8 @@ def run_rounds(
     target = config.target_rel_ci
 
     def one_round(index: int, todo: Sequence[Unit]) -> Iterator[tuple[Case, Outcome]]:
+        if not todo:  # resumed past this round: no worker to start
+            return
         with executor.round(index) as measure:
             for unit in todo:
                 cases = unit.live()

@@ -214,6 +214,7 @@ def prepare_output(out: Path, resume: bool, run_id: str) -> tuple[str, set[str]]
             ) from None
         except OSError as e:
             raise UsageError(f"--out {out}: cannot create it ({e.strerror})") from None
+        Ledger(ledger_path(out)).remove()  # rounds of some earlier run at this path are not this run's
         return run_id, set()
     if not out.exists():
         raise UsageError(f"--resume: {out} does not exist (nothing to resume)")

@@ -141,7 +141,8 @@ def summarize_rounds(samples_ms: np.ndarray | list[float], rounds: np.ndarray | 
     for r in np.unique(tags):
         s = summarize(x[tags == r])
         medians.append(s.median_ms)
-        within.append(s.rel_ci_half_width if s.samples >= MIN_CI_SAMPLES else np.nan)
+        # Below MIN_CI_SAMPLES a round's CI is its range: wider, never undefined.
+        within.append(s.rel_ci_half_width)
     centre, low, high = rounds_interval(medians)
     within_rel = float(np.nanmedian(within)) if not np.all(np.isnan(within)) else float("nan")
     return RoundsSummary(

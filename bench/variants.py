@@ -83,7 +83,10 @@ def measure_together(
                     m.failed = failure(e)
             live = [m for m in live if m.failed is None]
             turns += 1
-            enough = turns >= MIN_TURNS and all(len(m.samples) >= config.min_samples for m in live)
+            # In rounds each round needs fewer turns: the rounds spread the samples over the sweep.
+            enough = turns >= min(MIN_TURNS, config.min_samples) and all(
+                len(m.samples) >= config.min_samples for m in live
+            )
             precise = all(target.reached(m.samples) for m in live)
             if enough and (precise or time.perf_counter() - start >= config.budget_s * len(members)):
                 break

@@ -24,7 +24,7 @@ from bench.clocks import clock_for
 from bench.failures import failure
 from bench.peaks import PeakCache
 from bench.spec import Case
-from bench.timer import FixedCount, TimeBudget, TimerConfig, measure
+from bench.timer import FixedCount, TimeBudget, TimerConfig, freeze_imports, measure
 from bench.workload import Workload, build
 
 READY_RUNS = 6  # measured once after the build, as a warm-up that settles the caches
@@ -34,6 +34,7 @@ BLOCK_WARMUP = TimerConfig(warmup_runs=1, warmup_s=0.0)
 
 
 def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
+    freeze_imports()  # torch and the suite are imported: later collections scan only what cases make
     work: Workload | None = None
     peaks = PeakCache()
     for line in stdin:

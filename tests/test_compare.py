@@ -207,6 +207,12 @@ def test_side_by_side_writes_paired_blocks_that_compare_pairs(tmp_path):
     result, _ = compare_runs(out["base"], out["current"], CompareConfig())
     assert set(result["verdict"]) <= {"unchanged", "improvement", "regression"}
     assert result["ratio"].notna().all()
+    # One round: the samples still say so (round 0), and compare reads them.
+    one = {"base": tmp_path / "b1.csv", "current": tmp_path / "c1.csv"}
+    side_by_side({"base": REPO, "current": REPO}, cases[:1], one, blocks=6, block_s=0.01, rounds=1)
+    assert set(pd.read_csv(run_paths(one["base"])[0])["round"]) == {0}
+    result, _ = compare_runs(one["base"], one["current"], CompareConfig())
+    assert result["ratio"].notna().all()
 
 
 def test_paired_blocks_cancel_drift(tmp_path):

@@ -66,6 +66,8 @@ def test_summary_keeps_the_two_spreads_apart():
     assert 0.03 < s.between_round_rel_sd < 0.25 and s.within_round_rel_ci < 0.02
     quiet = summarize_rounds(np.concatenate(simulated_run(rng, 10, 0.0, 20)), np.repeat(np.arange(10), 20))
     assert not quiet.between_dominates
+    few = summarize_rounds(np.concatenate(simulated_run(rng, 3, 0.0, 4)), np.repeat(np.arange(3), 4))
+    assert np.isfinite(few.within_round_rel_ci)  # 4 samples a round: the range, never NaN
 
 
 # --- the schedule, with a stub in place of the processes ----------------------------------------
@@ -148,6 +150,8 @@ def test_resume_in_the_middle_of_a_round_measures_only_what_is_missing(tmp_path)
     for c in cs:  # every case has all three rounds, the restored ones with their samples
         m = out[c].measurement
         assert sorted(set(m.rounds)) == [0, 1, 2] and len(m.total_ms) == 24
+    # The torn line was cut before the resume appended: a later resume reads every round.
+    assert len(ledger.read()) == 9 and "outco\n" not in ledger.path.read_text()
 
 
 def test_a_failed_case_is_reported_at_once_and_not_measured_again(tmp_path):

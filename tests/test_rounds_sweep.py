@@ -59,6 +59,15 @@ def test_a_sweep_in_rounds_tags_rows_and_samples_and_cleans_up(tmp_path, rounds_
     assert not ledger_path(out).exists()
 
 
+def test_a_fresh_run_never_takes_rounds_from_an_old_ledger(tmp_path):
+    from bench.runner import prepare_output
+
+    out = tmp_path / "run.csv"
+    ledger_path(out).write_text('{"round": 0, "wall_s": 1.0, "outcomes": {}}\n')
+    prepare_output(out, False, "r")
+    assert not ledger_path(out).exists()
+
+
 @pytest.mark.slow
 def test_a_crash_in_a_round_worker_costs_only_that_case(tmp_path, rounds_spec):
     out = tmp_path / "run.csv"

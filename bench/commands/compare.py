@@ -59,7 +59,7 @@ def ratio_plot(result: pd.DataFrame, threshold: float, folder: Path) -> str | No
     if metric_of(result) == "instructions":
         ax.set_xlabel("current instructions / baseline instructions")
     else:
-        ax.set_xlabel("current median / baseline median (95% bootstrap CI)")
+        ax.set_xlabel("current median / baseline median (95% CI)")
     ax.legend()
     return save(fig, folder, "compare", "Which cases changed between the runs?")
 
@@ -74,7 +74,10 @@ def markdown(
     if metric == "instructions":
         how = f"instruction counts under callgrind, 1 thread; threshold {threshold:.1%} of the count, no test needed"
     else:
-        how = f"threshold {threshold:.1%}, Mann–Whitney U at alpha {config.alpha}, bootstrap 95% CI of the median ratio"
+        how = (
+            f"threshold {threshold:.1%}, tests at alpha {config.alpha}: Welch's t on round medians for runs in "
+            "rounds, t on per-round block ratios for runs against another tree, Mann–Whitney U for runs of one round"
+        )
     doc.add(Paragraph(", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + f" ({how})."))
     if changes:
         doc.add(Paragraph("WARNING: the runs come from different environments: " + "; ".join(changes)))

@@ -50,7 +50,9 @@ def ratio_cis(p: pd.DataFrame, store: SampleStore, seed: int = 0) -> tuple[np.nd
             continue
         a_rounds, b_rounds = a.round_medians(), b.round_medians()
         if a_rounds is not None and b_rounds is not None:
-            same_rounds = r["source_path_a"] == r["source_path_b"] and np.array_equal(a_rounds[0], b_rounds[0])
+            # Paired only within one run (a merge of shards holds several: their round k ran apart).
+            same_run = r["source_path_a"] == r["source_path_b"] and r.get("run_id_a") == r.get("run_id_b")
+            same_rounds = same_run and np.array_equal(a_rounds[0], b_rounds[0])
             _, low[i], high[i], _ = ratio_from_rounds(b_rounds[1], a_rounds[1], paired=same_rounds)
         else:
             low[i], high[i] = bootstrap_ci((b.ms, a.ms), median_ratio, rng, RESAMPLES)
