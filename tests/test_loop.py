@@ -88,7 +88,7 @@ def test_a_row_claims_no_target_that_was_not_set():
     assert row.note.startswith("noisy") and "target ±2%" in row.note
 
 
-@pytest.mark.parametrize("bad", [{"min_samples": 5}, {"check_every": 0}])
+@pytest.mark.parametrize("bad", [{"min_samples": 2}, {"min_samples": 5, "rounds": 1}, {"check_every": 0}])
 def test_timer_config_refuses_what_the_loop_cannot_use(bad):
     from bench.errors import UsageError
 

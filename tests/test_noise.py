@@ -73,10 +73,13 @@ def busy_core():
         check=True,
     )
     pid = int(shell.stdout.strip())
-    # Wait until it burns CPU (its interpreter takes a while to start): a fast run could end first.
+    # Wait until it spins (its interpreter takes a while to start): a fast run could end first.
     deadline = time.monotonic() + 10
-    while cpu_ticks(pid) < 5 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while time.monotonic() < deadline:
+        before = cpu_ticks(pid)
+        time.sleep(0.2)
+        if cpu_ticks(pid) - before >= 10:  # at least half a core over the last 0.2 s (100 ticks/s)
+            break
     yield pid
     os.kill(pid, signal.SIGKILL)
 
