@@ -142,7 +142,7 @@ def build_parser(prog: str = "python -m bench") -> Parser:
     c.add_argument(
         "--threshold", help="change that counts, e.g. 5%% or 0.1 (default: 5%% for time, 1%% for instruction counts)"
     )
-    c.add_argument("--alpha", type=float, default=0.01, help="Mann–Whitney U significance level (0.01)")
+    c.add_argument("--alpha", type=float, default=0.01, help="significance level of the test (0.01)")
     c.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a case regressed")
     c.add_argument("--allow-env-change", action="store_true", help="compare runs from different environments")
     c.add_argument("--out", type=Path, help="output folder (default: reports/compare/<base>--<current>/)")

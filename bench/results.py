@@ -147,7 +147,7 @@ class Row:
     ci_low_ms: float | None = None
     ci_high_ms: float | None = None
     rounds: int | None = None  # fresh processes the case was measured in (bench.rounds)
-    within_round_rel_ci: float | None = None  # median round's own CI half-width / its median
+    within_round_rel_ci: float | None = None  # median over rounds of each round's CI half-width / its median
     between_round_rel_sd: float | None = None  # standard deviation of the log round medians
     fwd_median_ms: float | None = None  # training only: the phases apart
     bwd_median_ms: float | None = None

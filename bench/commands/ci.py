@@ -6,7 +6,8 @@ a git ref.
 trees in the same job, case by case in alternating short blocks (see
 ``bench.interleave``), as asv's ``continuous`` does: a shared CI machine drifts
 by tens of percent over minutes, and interleaving makes that drift hit both
-sides alike. ``bench compare`` then tests the per-block-pair ratios. The
+sides alike. The blocks run in rounds of fresh worker pairs (``--rounds``, 5), and
+``bench compare`` tests the per-round medians of the block-pair ratios. The
 pytest-benchmark suite also runs once on the current tree, for its JSON.
 
 ``--metric instructions`` gates on instruction counts instead (``bench run
