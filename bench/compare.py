@@ -28,7 +28,7 @@ from scipy import stats as sps
 
 from bench.errors import UsageError
 from bench.results import read_results, read_samples
-from bench.stats import MIN_CI_SAMPLES, ratio_from_rounds
+from bench.stats import MIN_CI_SAMPLES, ratio_from_log_ratios, ratio_from_rounds
 
 # Differences in these mean the two runs measured different things.
 ENV_FIELDS = ("torch_version", "cuda_version", "cudnn_version", "cpu_model", "gpu_name")
@@ -219,7 +219,7 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
     per_round = block_rounds(base, cur) if pairs is not None else None
     if per_round is not None:
         # Blocks in rounds of fresh worker pairs: a pair of processes is one draw, its blocks are not.
-        ratio, low, high, p = ratio_from_rounds(np.ones_like(per_round), np.exp(per_round), paired=True)
+        ratio, low, high, p = ratio_from_log_ratios(per_round)
     elif pairs is not None:
         ratio = float(np.exp(np.median(pairs)))
         low, high = (float(np.exp(v)) for v in bootstrap_ci((pairs,), np.median, rng))

@@ -45,7 +45,7 @@ import numpy as np
 from bench.isolate import FAULT_ENV
 from bench.results import Failed, Measured, Outcome, WorkFacts, repair_torn_tail
 from bench.spec import Case
-from bench.stats import rounds_interval, rounds_needed, summarize
+from bench.stats import rounds_interval, rounds_needed
 from bench.timer import Measurement, TimerConfig, freeze_imports
 
 # Columns of ``extra`` that merge by their largest value over the rounds (an error, a
@@ -298,7 +298,7 @@ class Unit:
         for outcomes in self.rounds.values():
             o = outcomes.get(case.case_id)
             if isinstance(o, Measured):
-                medians.append(summarize(o.measurement.total_ms).median_ms)
+                medians.append(float(np.median(o.measurement.total_ms)))
         return medians
 
     def rel_ci(self, case: Case) -> float:

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench import env, progress
@@ -53,7 +54,6 @@ from bench.rounds import Direct, Executor, Ledger, Unit, WorkerPerRound, ledger_
 from bench.rounds import Progress as RoundsProgress
 from bench.shard import shard_cases
 from bench.spec import Case, Spec, expand
-from bench.stats import summarize
 from bench.timer import Measurement, TimerConfig, freeze_imports, measure
 from bench.variants import measure_together, variant_groups
 from bench.workload import Workload, build, check_cases
@@ -377,7 +377,7 @@ def round_detail(outcomes: list[tuple[Case, Outcome]]) -> str:
     parts = []
     for _, o in outcomes:
         if isinstance(o, Measured):
-            parts.append(f"{summarize(o.measurement.total_ms).median_ms:.3f} ms")
+            parts.append(f"{np.median(o.measurement.total_ms):.3f} ms")
         elif isinstance(o, Failed):
             parts.append(o.error)
     return ", ".join(parts)

@@ -128,9 +128,8 @@ def rounds_interval(round_medians: np.ndarray | list[float], confidence: float =
     r = logs.size
     if r < 2:
         raise ValueError("an interval from rounds needs at least two rounds")
-    mean = float(logs.mean())
-    half = t_quantile(r, confidence) * float(logs.std(ddof=1)) / np.sqrt(r)
-    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half))
+    centre, low, high, _ = ratio_from_log_ratios(logs, confidence)  # the same one-sample t, on log medians
+    return centre, low, high
 
 
 def summarize_rounds(samples_ms: np.ndarray | list[float], rounds: np.ndarray | list[int]) -> RoundsSummary:
@@ -144,14 +143,13 @@ def summarize_rounds(samples_ms: np.ndarray | list[float], rounds: np.ndarray | 
         # Below MIN_CI_SAMPLES a round's CI is its range: wider, never undefined.
         within.append(s.rel_ci_half_width)
     centre, low, high = rounds_interval(medians)
-    within_rel = float(np.nanmedian(within)) if not np.all(np.isnan(within)) else float("nan")
     return RoundsSummary(
         rounds=len(medians),
         centre_ms=centre,
         ci_low_ms=low,
         ci_high_ms=high,
         between_round_rel_sd=float(np.std(np.log(medians), ddof=1)),
-        within_round_rel_ci=within_rel,
+        within_round_rel_ci=float(np.median(within)),
     )
 
 
@@ -176,17 +174,25 @@ def ratio_from_rounds(
     the same order): the t-interval of the per-round log ratios. Unpaired (two runs):
     Welch's t-interval of the difference of the mean log medians. ``p`` tests ratio = 1.
     """
-    from scipy import stats as sps  # see median_ci
-
     b, c = np.log(np.asarray(base_medians, float)), np.log(np.asarray(cur_medians, float))
     if paired:
-        d = c - b
-        mean, se, df = float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)), d.size - 1
-    else:
-        vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
-        mean, se = float(c.mean() - b.mean()), float(np.sqrt(vb + vc))
-        # Welch–Satterthwaite degrees of freedom
-        df = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1)) if vb + vc > 0 else b.size + c.size - 2
+        return ratio_from_log_ratios(c - b, confidence)
+    vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
+    mean, se = float(c.mean() - b.mean()), float(np.sqrt(vb + vc))
+    # Welch–Satterthwaite degrees of freedom
+    df = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1)) if vb + vc > 0 else b.size + c.size - 2
+    return _t_ratio(mean, se, df, confidence)
+
+
+def ratio_from_log_ratios(log_ratios: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """(ratio, low, high, p): the one-sample t-interval of log ratios (one per round), exponentiated."""
+    d = np.asarray(log_ratios, dtype=float)
+    return _t_ratio(float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)), d.size - 1, confidence)
+
+
+def _t_ratio(mean: float, se: float, df: float, confidence: float) -> tuple[float, float, float, float]:
+    from scipy import stats as sps  # see median_ci
+
     if se == 0:
         return float(np.exp(mean)), float(np.exp(mean)), float(np.exp(mean)), 1.0 if mean == 0 else 0.0
     half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se

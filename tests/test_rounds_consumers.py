@@ -34,7 +34,7 @@ def test_compare_judges_rounds_not_the_samples_of_one_process():
     assert one_process["p_value"] < 0.01  # Mann–Whitney on pooled samples: falsely sure
     # A steady 20% slowdown across steady rounds is found.
     steady = judge(samples(10.0, 10.1, 9.9), samples(12.0, 12.1, 11.9), CompareConfig(), rng)
-    assert steady["verdict"] == "regression" and steady["ratio"] == np.float64(steady["ratio"])
+    assert steady["verdict"] == "regression"
     assert 1.18 < steady["ratio"] < 1.22
 
 

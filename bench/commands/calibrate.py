@@ -9,7 +9,6 @@ by less than their combined 95% interval (``bench.calibration``; ideal 95%). Wit
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import sys
 import time
@@ -46,18 +45,14 @@ def measure_twice(args: argparse.Namespace) -> tuple[Path, Path]:
     """The sweep run twice into a fresh folder; (first CSV, second CSV)."""
     import torch  # the measuring side only: --runs needs no torch
 
+    from bench.commands.run import with_timer_flags
     from bench.runner import SweepOptions, plan, prepare_output, run_sweep
     from bench.spec import load_spec
 
     spec = load_spec(args.preset or (None if args.spec else "quick"), args.spec)
+    spec = with_timer_flags(spec, args.budget_s, None, args.rounds)
     timer = spec.timer
-    if args.rounds is not None:
-        timer = timer.with_rounds(args.rounds)
-    if args.budget_s is not None:
-        if not args.budget_s > 0:
-            raise UsageError(f"--budget-s: {args.budget_s} must be positive")
-        timer = dataclasses.replace(timer, budget_s=args.budget_s)
-    options = SweepOptions(dataclasses.replace(spec, timer=timer))
+    options = SweepOptions(spec)
     cases, _ = plan(options)
     folder = args.out or Path("results") / f"calibration-{dt.datetime.now():%Y%m%d-%H%M%S}"
     paths = (folder / "first.csv", folder / "second.csv")

@@ -23,17 +23,22 @@ def resolve_spec(args: argparse.Namespace) -> Spec:
     """Spec + axis overrides + timer overrides, checked."""
     spec = load_spec(args.preset, args.spec)
     spec = with_overrides(spec, {a.name: getattr(args, a.name) for a in INPUT_AXES})
+    return with_timer_flags(spec, args.budget_s, args.target_ci, args.rounds)
+
+
+def with_timer_flags(spec: Spec, budget_s: float | None, target_ci: float | None, rounds: int | None) -> Spec:
+    """The spec with ``--budget-s``, ``--target-ci`` and ``--rounds`` applied, each checked."""
     timer = spec.timer
-    if args.budget_s is not None:
-        if not args.budget_s > 0:
-            raise UsageError(f"--budget-s: {args.budget_s} must be positive")
-        timer = dataclasses.replace(timer, budget_s=args.budget_s)
-    if args.target_ci is not None:
-        if not 0 < args.target_ci < 1:
-            raise UsageError(f"--target-ci: {args.target_ci} must be a fraction between 0 and 1")
-        timer = dataclasses.replace(timer, target_rel_ci=args.target_ci)
-    if args.rounds is not None:
-        timer = timer.with_rounds(args.rounds)
+    if budget_s is not None:
+        if not budget_s > 0:
+            raise UsageError(f"--budget-s: {budget_s} must be positive")
+        timer = dataclasses.replace(timer, budget_s=budget_s)
+    if target_ci is not None:
+        if not 0 < target_ci < 1:
+            raise UsageError(f"--target-ci: {target_ci} must be a fraction between 0 and 1")
+        timer = dataclasses.replace(timer, target_rel_ci=target_ci)
+    if rounds is not None:
+        timer = timer.with_rounds(rounds)
     return dataclasses.replace(spec, timer=timer)
 
 
