@@ -100,8 +100,10 @@ def test_our_own_child_processes_are_not_other_processes():
 @needs_proc
 def test_a_run_beside_a_busy_process_marks_its_rows_contended(tmp_path, tiny_spec, busy_core, capsys):
     out = tmp_path / "busy.csv"
-    # 0.3 s per case: /proc/stat counts in 10 ms ticks, too coarse for a window of a few ticks.
-    argv = ["run", "--spec", str(tiny_spec), "--batch-size", "4", "--budget-s", "0.3", "--out", str(out)]
+    # 0.3 s per case (a target it cannot reach keeps it sampling that long): /proc/stat counts in
+    # 10 ms ticks, too coarse for a case that meets its target in a few ticks.
+    argv = ["run", "--spec", str(tiny_spec), "--batch-size", "4", "--budget-s", "0.3", "--target-ci", "1e-6"]
+    argv += ["--out", str(out)]
     assert main([*argv, "--mode", "inference", "--packed", "false", "--threads", "2"]) == 0
     rows = pd.read_csv(out)
     assert len(rows) == 2
