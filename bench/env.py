@@ -25,6 +25,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def mem_gib() -> str:
+    """The machine's memory in GiB (rounded), or "" where /proc/meminfo cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return str(round(int(line.split()[1]) / 2**20))
+    except (OSError, ValueError, IndexError):
+        pass
+    return ""
+
+
 def gpu_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
 
@@ -54,6 +65,8 @@ def provenance() -> dict[str, str]:
     return {
         "host": socket.gethostname(),
         "cpu_model": cpu_model(),
+        "cpu_count": str(os.cpu_count() or ""),
+        "mem_gib": mem_gib(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda or "",
         "cudnn_version": str(cudnn or ""),

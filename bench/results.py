@@ -57,8 +57,11 @@ if TYPE_CHECKING:  # pandas is imported by the readers alone: see _pandas()
 #      rounds or more, median_ms and the CI come from the rounds (bench.stats.summarize_rounds).
 #      Samples gain a round column. Older rows were one round (one process): rounds is filled
 #      in as 1 for their time rows, and their CI covers that one process only.
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+#   4: the machine's identity beside cpu_model: cpu_count (logical CPUs the OS shows) and
+#      mem_gib (its memory), so that two machines never share a label in a report. Older
+#      rows have them empty (a report fills cpu_count from the run JSON where it has it).
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 METRICS = ("time", "instructions")
 STATUSES = ("ok", "oom", "error", "unsupported")
@@ -172,6 +175,8 @@ class Row:
     timestamp: str = ""
     host: str = ""
     cpu_model: str = ""
+    cpu_count: str = ""  # logical CPUs; with mem_gib and cpu_model, what names the machine
+    mem_gib: str = ""
     gpu_name: str = ""
     torch_version: str = ""
     cuda_version: str = ""

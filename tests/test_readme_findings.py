@@ -13,6 +13,6 @@ def test_the_readme_findings_block_is_what_the_code_computes_from_the_reference_
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     block = module.block()
-    assert "packed / padded time (lstm, inference" in block and "95% CI" in block
+    assert "| packed / padded time |" in block and "| lstm inference |" in block and "measurement 95% CI" in block
     assert "](reports/reference/report.md#" in block  # links into the reference report
     assert module.main(["--check"]) == 0, "README.md findings are stale: run python scripts/readme_findings.py"

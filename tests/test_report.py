@@ -86,7 +86,7 @@ def test_missing_axis_gives_a_note_not_a_figure(tiny_run, tmp_path):
 
 def test_csv_strings_are_escaped(tiny_run, tmp_path):
     df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
-    df.loc[0, "case_id"] = "<script>alert(1)</script>"
+    df["cpu_model"] = "<script>alert(1)</script>"  # the machine's name: in findings, sections, tables
     df.loc[1, "status"] = "error"
     df.loc[1, "error"] = "<img src=x onerror=alert(2)> | [link](http://evil)"
     df.loc[2, "host"] = "<b>host</b>"
@@ -102,9 +102,9 @@ def test_csv_strings_are_escaped(tiny_run, tmp_path):
 def test_two_machines_merge_into_one_report(tiny_run, tmp_path):
     df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
     other = tmp_path / "other.csv"
-    df.assign(host="second-box").to_csv(other, index=False)
+    df.assign(cpu_model="Second CPU").to_csv(other, index=False)
     md, _ = report([tiny_run, other], tmp_path / "rep")
-    assert "second-box" in md
+    assert "Second CPU" in md and "## Across machines" in md
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_implementations_section_shows_each_variant_against_packed_module(tmp_pa
     assert main(["run", "--spec", str(tiny_spec), "--out", str(out), *flags, *sizes]) == 0
     md, _ = report([out], tmp_path / "rep")
     section = md.split("## Implementations and exact padding")[1].split("\n## ")[0]
-    assert "lstm: faster than packing in" in section and "gru: faster than packing in" in section
+    assert "exact padding / packed time: " in section and "(measurement 95% CI " in section
     assert "8 give wrong outputs at valid positions" in section  # every padded bidirectional row (2 models x 4)
     assert "(implementations.png)" in section and "(exact_grid.png)" in section
     rows = [line for line in section.splitlines() if line.startswith("| ") and "×" in line]
@@ -194,7 +194,7 @@ def test_results_from_before_the_varlen_and_impl_axes_still_load(tiny_run, tmp_p
     loaded = read_results(old)
     assert list(loaded["varlen"]) == list(df["varlen"]) and set(loaded["impl"]) == {"module"}
     md, _ = report([old], tmp_path / "rep")
-    assert "Packing costs" in md
+    assert "packed / padded time: " in md.split("## Packed vs padded")[1]
 
 
 def test_a_figure_names_one_machine_once_in_its_title_and_labels_log_axes_plainly(tmp_path):

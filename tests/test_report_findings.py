@@ -39,20 +39,24 @@ def test_findings_answer_packing_per_padding_and_threads_with_a_ci_and_a_link(tm
     run = factories.write_run(tmp_path / "run.csv", outcomes)
     assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
-    finding = (
-        r"^- (packed / padded time \(lstm, ([a-z]+), (\d+)% padding\)): ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\)"
-        r".*\(\[Packed vs padded\]\(#packed-vs-padded\)\)$"
-    )
-    found = {m.group(1): m for m in re.finditer(finding, md, re.M)}
-    assert len(found) == 4, md
-    for (mode, lengths), factor in PACKED.items():
-        m = found[f"packed / padded time (lstm, {mode}, {round(float(lengths[4:]) * 100)}% padding)"]
-        ratio, low, high = float(m.group(4)), float(m.group(5)), float(m.group(6))
-        assert abs(ratio - factor) < 0.02 and low <= ratio <= high and high - low < 0.1
+    findings = md.split("## Key findings", 1)[1].split("\n## ", 1)[0]
+    # The padding matrix: a row per model and mode, a column per padding fraction.
+    assert "| packed / padded time at controlled padding | 10% padding | 50% padding |" in findings
+    for mode in ("inference", "training"):
+        row = re.search(rf"^\| lstm {mode} \| ([\d.]+)× \(([\d.]+)–([\d.]+)\) \| ([\d.]+)× \(([\d.]+)–([\d.]+)\) \|$",
+                        findings, re.M)  # fmt: skip
+        assert row, findings
+        for k, lengths in ((1, "pad:0.1"), (4, "pad:0.5")):
+            ratio, low, high = (float(row.group(k + i)) for i in range(3))
+            assert abs(ratio - PACKED[(mode, lengths)]) < 0.02 and low <= ratio <= high and high - low < 0.1
+    assert "packing pays for lstm inference from 50% padding; lstm training from 50% padding" in findings
     threads = re.search(
-        r"^- 2 threads speed-up over 1 .*: ([\d.]+)× \(95% CI ([\d.]+)–([\d.]+)\).*\(#threads\)\)$", md, re.M
+        r"^\| time at 2 threads / at 1 thread \| .*? \| all cases \| ([\d.]+)× \| ([\d.]+)–([\d.]+) \| .*"
+        r"\[Threads\]\(#threads\) \|$",
+        findings,
+        re.M,
     )
-    assert threads and abs(float(threads.group(1)) - 1.8) < 0.03
+    assert threads and abs(float(threads.group(1)) - 1 / 1.8) < 0.02
     html = (tmp_path / "rep" / "report.html").read_text()
     for section in ("Packed vs padded", "Threads", "Key findings"):
         assert f"id='{anchor(section)}'" in html and f"href='#{anchor(section)}'" in html
@@ -71,10 +75,10 @@ def test_questions_the_run_cannot_answer_say_which_flags_add_them(tmp_path):
     assert "Scope: devices cpu; dtypes float32; batch sizes 4, 8" in findings
     for question, flag in (
         ("packed / padded time", "--varlen padded,packed"),
-        ("threads", "--threads 1,2"),
+        ("time at most threads / at 1 thread", "--threads 1,2"),
         ("GRU / LSTM time", "--model lstm,gru"),
     ):
-        assert re.search(rf"^- {re.escape(question)}: not in this run \(add \\`{re.escape(flag)}", findings, re.M), (
+        assert re.search(rf"^\| {re.escape(question)} \| not in this run \(add `{re.escape(flag)}", findings, re.M), (
             question
         )
 
@@ -100,10 +104,11 @@ def test_the_variant_table_has_a_row_per_shape_sorted_by_value_and_a_column_per_
     md = (tmp_path / "rep" / "report.md").read_text()
     table = md.split("## Variants side by side", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| lstm")]
-    assert "| shape | machine | padded | packed | exact |" in table
+    # Shapes run with the same variants share a table: no column left empty.
+    assert "| shape | machine | padded | packed | exact |" in table and "| shape | machine | padded | packed |" in table
     assert [r.split(" b")[1].split(" ")[0] for r in rows] == ["8", "32", "128"]
     assert rows[0].endswith("| 16 ±0% (2.00×) | 24 ±0% (3.00×) | 8 ±0% (best) |")
-    assert rows[2].endswith("| 256 ±0% (best) | 384 ±0% (1.50×) |  |")  # exact not run at batch 128
+    assert rows[2].endswith("| 256 ±0% (best) | 384 ±0% (1.50×) |")
     assert md.rindex("## Every case") > md.index("## Variants side by side")  # every case last
 
 
@@ -112,7 +117,8 @@ def test_a_question_with_fewer_than_three_cases_names_each_case_even_when_it_var
     run = factories.write_run(tmp_path / "run.csv", {lstm: [2.0] * 10, gru: [3.0] * 10})
     assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert re.search(r"^- GRU / LSTM time \(inference\): gru b8 L16 1\.50× \(95% CI 1\.50–1\.50\)", md, re.M)
+    assert re.search(r"^\| GRU / LSTM time \| GRU slower \(1\.50×\) \| all cases \| 1\.50× \| 1\.50–1\.50 \| "
+                     r"one case \(gru b8 L16\) \| 1 \|", md, re.M)  # fmt: skip
 
 
 def test_ratio_plots_carry_bootstrap_cis_from_the_raw_samples_and_say_when_they_cannot(tmp_path):
@@ -126,7 +132,7 @@ def test_ratio_plots_carry_bootstrap_cis_from_the_raw_samples_and_say_when_they_
     md = (tmp_path / "rep" / "report.md").read_text()
     section = md.split("## LSTM vs GRU", 1)[1].split("\n## ", 1)[0]
     found = re.search(
-        r"Bars: bootstrap 95% CI of each case's ratio from the raw samples \(3 of 3 cases; "
+        r"Bars: 95% CI of each case's ratio from the raw samples \(3 of 3 cases; "
         r"the narrowest ±([\d.]+)%, the widest ±([\d.]+)%\)",
         section,
     )

@@ -14,6 +14,7 @@ from bench.report import sections_impl as impl
 from bench.report import sections_instructions as counts
 from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
+from bench.report.answers import precision
 from bench.report.document import Blocks, Document, Paragraph, to_html, to_markdown
 from bench.report.findings import findings
 from bench.report.load import load_many
@@ -30,15 +31,16 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     machines = sorted(df["machine"].unique())
     doc = Document("rnnbench report")
     ok = int((df["status"] == "ok").sum())
-    doc.add(
-        Paragraph(
-            f"{len(df)} cases ({ok} ok) from {', '.join(sorted(df['source'].unique()))}, on {', '.join(machines)}. "
-            "Times and counts are per step, one forward call over one batch (forward and backward for training): "
-            "medians of raw samples with their 95% confidence interval; tokens/s counts valid tokens only."
-        )
-    )
     # Instruction rows have their own section; the time sections read times alone.
     counted, timed = df[df["metric"] == "instructions"], df[df["metric"] == "time"]
+    precise = f" {precision(timed)[0]}." if (timed["status"] == "ok").any() else ""
+    doc.add(
+        Paragraph(
+            f"{len(df)} cases ({ok} ok) from {', '.join(sorted(df['source'].unique()))}, on {'; '.join(machines)}."
+            f"{precise} Times and counts are per step, one forward call over one batch (forward and backward for "
+            "training): medians with their 95% confidence interval; tokens/s counts valid tokens only."
+        )
+    )
     doc.add(*findings(timed))
     doc.add(*tables.environment(df))
     doc.add(*counts.instructions(counted, timed))
@@ -66,6 +68,7 @@ def time_sections(df: pd.DataFrame, out_dir: Path) -> Blocks:
         *compare.lstm_vs_gru(df, out_dir),
         *compare.user_models(df, out_dir),
         *compare.cpu_vs_gpu(df, out_dir),
+        *compare.across_machines(df, out_dir),
         *compare.efficiency(df, out_dir),
         *compare.training_split(df, out_dir),
         *compare.backend(df, out_dir),

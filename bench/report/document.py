@@ -45,6 +45,7 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     sortable: bool = False
+    fold: str = ""  # if set, the table is folded away (<details>) under this summary line
     # Per cell, a time over the row's best (1.0 = the best): the HTML shades it, blue for the
     # best, white to red as it grows to 2x and beyond (the report's one colour scale for ratios).
     shade: list[list[float | None]] | None = None
@@ -60,9 +61,11 @@ def shade_colour(ratio: float) -> str:
 
 @dataclass
 class Findings:
-    """A list of statements, each linked to the section (by its heading) that shows it."""
+    """A table of answers, each row linked (in a last column) to the section that shows it."""
 
-    items: list[tuple[str, str]]  # (text, section heading)
+    header: list[str]
+    rows: list[list[str]]
+    sections: list[str]  # per row, the heading of its section
 
 
 Block = Heading | Paragraph | Image | Link | Table | Findings
@@ -86,28 +89,58 @@ def md_text(text: str) -> str:
     return text.replace("\n", " ")
 
 
+def _code_spans(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut at its backticks: (piece, is_code); unbalanced backticks stay plain text."""
+    pieces = str(text).split("`")
+    if len(pieces) % 2 == 0:
+        return [(str(text), False)]
+    return [(piece, i % 2 == 1) for i, piece in enumerate(pieces) if piece]
+
+
+def md_inline(text: str) -> str:
+    """Report prose for Markdown: `flag` spans as code, everything else escaped."""
+    return "".join(f"`{piece}`" if code else md_text(piece) for piece, code in _code_spans(text))
+
+
+def html_inline(text: str) -> str:
+    return "".join(
+        f"<code>{html.escape(piece)}</code>" if code else html.escape(piece) for piece, code in _code_spans(text)
+    )
+
+
+def _md_table(header: list[str], rows: list[list[str]], cell=md_text) -> list[str]:
+    out = ["| " + " | ".join(md_text(h) for h in header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
 def to_markdown(doc: Document) -> str:
     out = [f"# {md_text(doc.title)}", ""]
     sections = [b for b in doc.blocks if isinstance(b, Heading) and b.level == 2]
     if len(sections) > 1:  # GitHub makes the same anchors from the headings
         out += [f"{i}. [{md_text(h.text)}](#{anchor(h.text)})" for i, h in enumerate(sections, 1)] + [""]
-    for b in doc.blocks:
+    top = f"[↑ contents](#{anchor(doc.title)})"
+    for k, b in enumerate(doc.blocks):
         if isinstance(b, Heading):
+            if b.level == 2 and len(sections) > 1 and k:
+                out += [top, ""]
             out += ["#" * b.level + " " + md_text(b.text), ""]
         elif isinstance(b, Paragraph):
-            out += [md_text(b.text), ""]
+            out += [md_inline(b.text), ""]
         elif isinstance(b, Image):
             out += [f"![{md_text(b.alt)}]({b.file})", ""]
         elif isinstance(b, Link):
             out += [f"- [{md_text(b.text)}]({urllib.parse.quote(b.href)})" + (f": {md_text(b.note)}" if b.note else "")]
         elif isinstance(b, Findings):
-            out += [f"- {md_text(text)} ([{md_text(section)}](#{anchor(section)}))" for text, section in b.items]
-            out.append("")
+            table = _md_table([*b.header, "section"], [[*row, ""] for row in b.rows], md_inline)
+            for i, section in enumerate(b.sections):  # the link is ours, not CSV text: not escaped
+                table[2 + i] = table[2 + i][: -len("  |")] + f" [{md_text(section)}](#{anchor(section)}) |"
+            out += [*table, ""]
         else:
-            out.append("| " + " | ".join(md_text(h) for h in b.header) + " |")
-            out.append("|" + "---|" * len(b.header))
-            out += ["| " + " | ".join(md_text(c) for c in row) + " |" for row in b.rows]
-            out.append("")
+            if b.fold:
+                out += [f"<details><summary>{md_text(b.fold)}</summary>", ""]
+            out += [*_md_table(b.header, b.rows), ""]
+            if b.fold:
+                out += ["</details>", ""]
     return "\n".join(out)
 
 
@@ -117,7 +150,9 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 img{max-width:100%;height:auto}.scroll{overflow-x:auto;max-width:100%;margin:0.5em 0}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;
 white-space:nowrap}th{background:#eee}th.sortable{cursor:pointer}p,li{overflow-wrap:anywhere}
-nav.toc{background:#f6f6f6;padding:0.5em 1em;border:1px solid #ddd}nav.toc ol{margin:0.3em 0}"""
+nav.toc{background:#f6f6f6;padding:0.5em 1em;border:1px solid #ddd}nav.toc ol{margin:0.3em 0}
+p.top{font-size:12px;margin:1.5em 0 0}summary{cursor:pointer;margin:0.5em 0}
+table.findings td{white-space:normal;vertical-align:top}table.findings td:nth-child(2){min-width:22em}"""
 # Inline, so the file opens offline: click a header to sort by it (numbers as numbers).
 SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th,i){
 th.classList.add('sortable');th.addEventListener('click',function(){
@@ -140,30 +175,39 @@ def to_html(doc: Document, folder: Path) -> str:
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<title>{esc(doc.title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{esc(doc.title)}</h1>",
+        f"<h1 id='{esc(anchor(doc.title))}'>{esc(doc.title)}</h1>",
     ]
     if len(sections) > 1:
         items = "".join(f"<li><a href='#{esc(anchor(h.text))}'>{esc(h.text)}</a></li>" for h in sections)
         out.append(f"<nav class='toc'><strong>Contents</strong><ol>{items}</ol></nav>")
-    for b in doc.blocks:
+    top = f"<p class='top'><a href='#{esc(anchor(doc.title))}'>↑ contents</a></p>"
+    for k, b in enumerate(doc.blocks):
         if isinstance(b, Heading):
+            if b.level == 2 and len(sections) > 1 and k:
+                out.append(top)
             out.append(f"<h{b.level} id='{esc(anchor(b.text))}'>{esc(b.text)}</h{b.level}>")
         elif isinstance(b, Paragraph):
-            out.append(f"<p>{esc(b.text)}</p>")
+            out.append(f"<p>{html_inline(b.text)}</p>")
         elif isinstance(b, Image):
             data = base64.b64encode((folder / b.file).read_bytes()).decode("ascii")
             out.append(f"<p><img alt='{esc(b.alt)}' src='data:image/png;base64,{data}'></p>")
         elif isinstance(b, Findings):
-            items = (
-                f"<li>{esc(text)} <a href='#{esc(anchor(section))}'>→ {esc(section)}</a></li>"
-                for text, section in b.items
+            head = "".join(f"<th>{esc(h)}</th>" for h in [*b.header, "section"])
+            body = "".join(
+                "<tr>"
+                + "".join(f"<td>{html_inline(c)}</td>" for c in row)
+                + f"<td><a href='#{esc(anchor(section))}'>{esc(section)}</a></td></tr>"
+                for row, section in zip(b.rows, b.sections, strict=True)
             )
-            out.append("<ul class='findings'>" + "".join(items) + "</ul>")
+            out.append(f"<div class='scroll'><table class='findings'><thead><tr>{head}</tr></thead>")
+            out.append(f"<tbody>{body}</tbody></table></div>")
         elif isinstance(b, Link):
             # Text, not a live link: the page stays one self-contained file.
             out.append(f"<p>{esc(b.text)}: <code>{esc(b.href)}</code>{': ' + esc(b.note) if b.note else ''}</p>")
         else:
             cls = " class='sortable'" if b.sortable else ""
+            if b.fold:
+                out.append(f"<details><summary>{esc(b.fold)}</summary>")
             out.append(f"<div class='scroll'><table{cls}><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in b.header))
             out.append("</tr></thead><tbody>")
             shades = b.shade or [[None] * len(row) for row in b.rows]
@@ -173,6 +217,6 @@ def to_html(doc: Document, folder: Path) -> str:
                     for c, t in zip(row, tones, strict=True)
                 )
                 out.append("<tr>" + "".join(cells) + "</tr>")
-            out.append("</tbody></table></div>")
+            out.append("</tbody></table></div>" + ("</details>" if b.fold else ""))
     out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(out)

@@ -11,26 +11,44 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
-from bench.results import read_results
+from bench.results import read_json, read_results, run_paths
 
 
 def machine_label(row: pd.Series) -> str:
-    """What tells cases of several runs apart: the GPU, or the CPU and its host."""
+    """What a machine is, not what it is called: the GPU for CUDA rows; the CPU model, its
+    logical CPUs and memory for CPU rows (host names repeat: every VM here is ``vm``)."""
     if row["device"] == "cuda" and row["gpu_name"]:
         return row["gpu_name"]
-    return f"{row['device']} {row['host']}".strip()
+    parts = [row["cpu_model"] or f"{row['device']} on {row['host']}".strip()]
+    if row["cpu_count"]:
+        parts.append(f"{row['cpu_count']} CPUs")
+    if row["mem_gib"]:
+        parts.append(f"{row['mem_gib']} GiB")
+    return ", ".join(parts)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    df = read_results(path).assign(source_path=str(path))
+    # Rows before schema 4 lack cpu_count; their run JSON may have it.
+    counted = read_json(run_paths(path)[1]).get("environment", {}).get("cpu_count")
+    if counted:
+        df.loc[df["cpu_count"] == "", "cpu_count"] = str(counted)
+    return df
 
 
 def load_many(paths: Sequence[Path]) -> pd.DataFrame:
     if not paths:
         raise UsageError("give at least one results CSV")
     # Each row knows its file, so that sections can read its raw samples (bench.report.samples).
-    frames = [read_results(Path(p)).assign(source_path=str(Path(p))) for p in paths]
+    frames = [_read(Path(p)) for p in paths]
     df = pd.concat(frames, ignore_index=True)
     df["machine"] = df.apply(machine_label, axis=1)
     key = ["case_id", "machine", "metric"]  # a case may be both timed and counted
     clash = df.duplicated(key, keep=False) & df.duplicated(key)
     if clash.any():
         row = df[clash].iloc[0]
-        raise UsageError(f"case {row['case_id']!r} on {row['machine']!r} appears in more than one file")
+        raise UsageError(
+            f"case {row['case_id']!r} on {row['machine']!r} appears in more than one file "
+            "(two runs of one machine: report them apart, or merge them with `python -m bench merge`)"
+        )
     return df

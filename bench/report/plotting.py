@@ -52,6 +52,13 @@ def plain_log_labels(fig) -> None:
                 axis.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
 
 
+def outside_legend(fig, ax) -> None:
+    """The axes' legend below the plot, in columns: a legend inside covered the lines it names."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(handles)))
+
+
 MACHINE_SEP = " · "  # series labels end in " · <machine>" where a plot mixes machines
 
 
@@ -61,7 +68,8 @@ def save(fig, folder: Path, name: str, question: str | None = None) -> str:
     ``question`` becomes the figure's title. Where every series is on one machine, the
     machine is named once, in the title, instead of in every legend entry and panel title.
     """
-    texts = [t for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    texts = [t for legend in legends for t in legend.get_texts()]
     machines = {t.get_text().rsplit(MACHINE_SEP, 1)[1] if MACHINE_SEP in t.get_text() else None for t in texts}
     machines |= {ax.get_title().rsplit(MACHINE_SEP, 1)[1] for ax in fig.axes if MACHINE_SEP in ax.get_title()}
     if len(machines) == 1 and None not in machines:
@@ -111,7 +119,11 @@ def ratio_heatmap(ax, grid, norm: LogNorm, title: str, cell_text, fontsize: int 
     im = ax.imshow(grid.values, origin="lower", cmap="RdBu_r", norm=norm, aspect="auto")
     for (i, j), v in np.ndenumerate(grid.values):
         if not np.isnan(v):
-            ax.text(j, i, cell_text(i, j, v), ha="center", va="center", fontsize=fontsize)
+            r, g, b, _ = im.cmap(norm(v))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # white text on dark red or blue cells
+            ax.text(
+                j, i, cell_text(i, j, v), ha="center", va="center", fontsize=fontsize, color="white" if dark else "k"
+            )
     ax.set_xticks(range(grid.shape[1]), grid.columns)
     ax.set_yticks(range(grid.shape[0]), grid.index)
     ax.set_xlabel("batch size")

@@ -7,22 +7,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.report.answers import (
+    BACKEND,
+    DEVICES,
+    EFFICIENCY,
+    MODELS,
+    Answer,
+    answer,
+    efficiency_text,
+    sides,
+    wrong_outputs,
+)
 from bench.report.document import Blocks, Heading, Image, Paragraph
-from bench.report.plotting import MACHINE_SEP, new_figure, save
+from bench.report.plotting import MACHINE_SEP, new_figure, outside_legend, save
 from bench.report.samples import SampleStore, ratio_cis
 from bench.report.slices import missing_note, ok_rows, pairs, short_label
 
 
 def ratio_section(
-    p: pd.DataFrame, folder: Path, title: str, name: str, ylabel: str, what: str, question: str | None = None
+    p: pd.DataFrame,
+    folder: Path,
+    name: str,
+    ylabel: str,
+    title: str,
+    sentence: str,
+    question: str | None = None,
+    colour: tuple[str, ...] = ("mode",),
 ) -> Blocks:
-    """A strip of per-case ratios ``a / b`` against the ``a`` side's work, plus a sentence."""
+    """A strip of per-case ratios ``a / b`` against the ``a`` side's work, one colour per value of
+    ``colour`` (the factors that split the ratio), under ``sentence``."""
+    if p.empty:
+        return [Heading(title), Paragraph(sentence)]
     low, high = ratio_cis(p, SampleStore())
     p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"], low=low, high=high)
     fig, axes = new_figure()
     ax = axes[0][0]
-    for (mode, machine), g in p.groupby(["mode", "machine_a" if "machine_a" in p else "machine"]):
-        # Bars: bootstrap 95% CI of each pair's ratio from the raw samples (none where they are missing).
+    machine = "machine_a" if "machine_a" in p else "machine"
+    split = [c for c in colour if c in p.columns]
+    for keys, g in p.groupby([*split, machine], sort=True):
+        *values, where = keys
+        # Bars: 95% CI of each pair's ratio from the raw samples (none where they are missing).
         yerr = [(g["ratio"] - g["low"]).fillna(0).clip(lower=0), (g["high"] - g["ratio"]).fillna(0).clip(lower=0)]
         ax.errorbar(
             g["gflop_a"],
@@ -32,24 +56,32 @@ def ratio_section(
             ms=3.5,
             capsize=1.5,
             elinewidth=0.8,
-            label=f"{mode}{MACHINE_SEP}{machine}",
+            label=f"{' '.join(map(str, values))}{MACHINE_SEP}{where}",
         )
     ax.axhline(1, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("work per step (GFLOP, useful)")
     ax.set_ylabel(ylabel)
-    ax.legend()
+    outside_legend(fig, ax)
     file = save(fig, folder, name, question)
     with_ci = p.dropna(subset=["low"])
     ci_note = (
-        f" Bars: bootstrap 95% CI of each case's ratio from the raw samples ({len(with_ci)} of {len(p)} cases; "
+        f" Bars: 95% CI of each case's ratio from the raw samples ({len(with_ci)} of {len(p)} cases; "
         f"the narrowest ±{((with_ci['high'] - with_ci['low']) / 2 / with_ci['ratio']).min():.1%}, "
         f"the widest ±{((with_ci['high'] - with_ci['low']) / 2 / with_ci['ratio']).max():.1%})."
         if not with_ci.empty
         else " No bars: the runs' raw samples files are missing."
     )
-    return [Heading(title), Paragraph(ratio_summary(p["ratio"], what) + ci_note), Image(file, title)]
+    return [Heading(title), Paragraph(sentence + ci_note), Image(file, title)]
+
+
+def answered(
+    p: pd.DataFrame, folder: Path, found: Answer, name: str, ylabel: str, question: str | None = None, **kw
+) -> Blocks:
+    """``ratio_section`` for a question's answer: the pairs it counts (right outputs), its sentence."""
+    right = p[~(wrong_outputs(p, "_a") | wrong_outputs(p, "_b"))]
+    return ratio_section(right, folder, name, ylabel, found.question.section, found.sentence(), question, **kw)
 
 
 def ratio_summary(ratio: pd.Series, what: str) -> str:
@@ -61,56 +93,50 @@ def ratio_summary(ratio: pd.Series, what: str) -> str:
 
 
 def lstm_vs_gru(df: pd.DataFrame, folder: Path) -> Blocks:
-    title = "LSTM vs GRU"
+    found = answer(df, "model")
     p = pairs(df, "model", "gru", "lstm")
     if p.empty:
-        return [Heading(title), Paragraph(missing_note("both models on the same cases", "--model lstm,gru"))]
-    return ratio_section(
-        p,
-        folder,
-        title,
-        "lstm_vs_gru",
-        "GRU time / LSTM time",
-        "GRU time / LSTM time",
-        "Is a GRU step faster than an LSTM step?",
-    )
+        return [Heading(MODELS), Paragraph(missing_note("both models on the same cases", "--model lstm,gru"))]
+    return answered(
+        p, folder, found, "lstm_vs_gru", "GRU time / LSTM time", "Is a GRU step faster than an LSTM step?",
+        colour=("varlen", "mode"),
+    )  # fmt: skip
 
 
 def cpu_vs_gpu(df: pd.DataFrame, folder: Path) -> Blocks:
-    title = "CPU vs GPU"
     # Thread counts differ between machines and do not make a case different here.
-    p = pairs(df, "device", "cpu", "cuda", ignore=["threads"])
+    p = pairs(df, "device", "cuda", "cpu", ignore=["threads"])
     if p.empty:
-        return [
-            Heading(title),
-            Paragraph(
-                missing_note(
-                    "the same cases on CPU and GPU",
-                    "--device cpu,cuda",
-                )
-            ),
-        ]
-    return ratio_section(
-        p, folder, title, "cpu_vs_gpu", "CPU time / GPU time (speedup)", "CPU time / GPU time (GPU speedup)"
-    )
+        return [Heading(DEVICES), Paragraph(missing_note("the same cases on CPU and GPU", "--device cpu,cuda"))]
+    return answered(p, folder, answer(df, "device"), "cpu_vs_gpu", "GPU time / CPU time")
+
+
+def across_machines(df: pd.DataFrame, folder: Path) -> Blocks:
+    """The same cases on two machines (or more, each against the first), as time ratios."""
+    found = answer(df, "machine")
+    if not found.found:
+        return []  # one machine, or machines with no case in common: nothing to say
+    a, b = sides(found.question, ok_rows(df))[0]
+    p = pairs(df, "machine", a, b)
+    return answered(p, folder, found, "machines", f"time on {a} / on {b}", colour=("model", "mode"))
 
 
 def backend(df: pd.DataFrame, folder: Path) -> Blocks:
-    title = "Backend: cuDNN/oneDNN vs native kernels"
     p = pairs(df, "backend", "native", "default")
     if p.empty:
         return [
-            Heading(title),
+            Heading(BACKEND),
             Paragraph(missing_note("default and native backends on the same cases", "--backend default,native")),
         ]
-    return ratio_section(
-        p, folder, title, "backend", "native time / default time", "Native time / default (cuDNN/oneDNN) time"
-    )
+    return answered(
+        p, folder, answer(df, "native"), "backend", "native time / default time",
+        "What do cuDNN/oneDNN kernels save? Native time / default time", colour=("model", "mode"),
+    )  # fmt: skip
 
 
 def efficiency(df: pd.DataFrame, folder: Path) -> Blocks:
     """Achieved GFLOP/s per case against the measured peak of its device and dtype."""
-    title = "Efficiency against the measured peak"
+    title = EFFICIENCY
     rows = ok_rows(df).dropna(subset=["gflop_per_s", "peak_gflop_per_s"])
     if rows.empty:
         return [Heading(title), Paragraph("No rows with GFLOP/s and a measured peak.")]
@@ -137,13 +163,11 @@ def efficiency(df: pd.DataFrame, folder: Path) -> Blocks:
     ax.set_yscale("log")
     ax.set_xlabel("useful work per step (GFLOP)")
     ax.set_ylabel("achieved GFLOP/s")
-    ax.legend(loc="lower right")
+    outside_legend(fig, ax)
     file = save(fig, folder, "efficiency", "How close do the cases come to the machine's matmul peak?")
-    best = rows.loc[rows["efficiency"].idxmax()]
     sentence = (
-        f"Median efficiency {rows['efficiency'].median():.1%} of the measured matmul peak; best "
-        f"{best['efficiency']:.1%} ({short_label(best)} on {best['machine']}). Small batches leave most of the "
-        f"machine idle: each step is a chain of small matrix products."
+        f"Efficiency: {efficiency_text(df)}. Small batches leave most of the machine idle: each step is a "
+        "chain of small matrix products."
     )
     return [Heading(title), Paragraph(sentence), Image(file, title)]
 
@@ -189,7 +213,8 @@ def user_models(df: pd.DataFrame, folder: Path) -> Blocks:
                 continue
             name = f"user_{model.replace(':', '_').replace('.', '_')}_vs_{suite}"
             what = f"{model} time / {suite} time"
-            blocks += ratio_section(p, folder, f"{model} vs {suite}", name, what, what)[1:]
+            sentence = ratio_summary(p["median_ms_a"] / p["median_ms_b"], what)
+            blocks += ratio_section(p, folder, name, what, f"{model} vs {suite}", sentence)[1:]
             errs = p["max_abs_err_a"].dropna()
             if not errs.empty:
                 blocks.append(

@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter
 
+from bench.report.answers import IMPLEMENTATIONS, answer, compile_text
 from bench.report.document import Blocks, Heading, Image, Paragraph, Table
 from bench.report.plotting import new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
 from bench.report.slices import AXIS_NAMES, EXACT_TOL, missing_note, ok_rows, pairs, typical
@@ -35,7 +36,7 @@ def against_reference(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
-    title = "Implementations and exact padding"
+    title = IMPLEMENTATIONS
     j = against_reference(df)
     if j.empty:
         how = "--varlen padded,packed,exact --impl module,compiled,cells"
@@ -86,25 +87,9 @@ def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
 
 def _sentence(df: pd.DataFrame, j: pd.DataFrame) -> str:
     parts = []
-    exact = j[j["variant"] == "module·exact"]
-    if not exact.empty:
-        vs_padded = pairs(df[df["impl"] == "module"], "varlen", "exact", "padded")
-        vs_padded = vs_padded.assign(ratio=vs_padded["median_ms_a"] / vs_padded["median_ms_b"])
-        per_model = []
-        for model, g in exact.groupby("model", sort=True):
-            text = (
-                f"{model}: faster than packing in {int((g['ratio'] < 1).sum())} of {len(g)} cases "
-                f"(exact/packed {g['ratio'].min():.2f}× to {g['ratio'].max():.2f}×, median {g['ratio'].median():.2f}×"
-            )
-            pad = vs_padded[vs_padded["model"] == model]["ratio"]
-            text += f"; exact/padded median {pad.median():.2f}×)" if len(pad) else ")"
-            per_model.append(text)
-        best = exact.loc[exact["ratio"].idxmin()]
-        parts.append(
-            f"The exact padded path (module·exact) against packing, per model: {'; '.join(per_model)}. Best: "
-            f"{best['ratio']:.2f}× ({best['model']} {best['mode']}, batch {best['batch_size']}, length "
-            f"{best['seq_len']}); largest error against packing {exact['err'].max():.1e}."
-        )
+    exact = answer(df, "exact")
+    if exact.found:
+        parts.append(exact.sentence())
     padded = j[j["variant"] == "module·padded"]
     if not padded.empty:
         outputs_off = padded["max_abs_err"] >= EXACT_TOL
@@ -115,18 +100,13 @@ def _sentence(df: pd.DataFrame, j: pd.DataFrame) -> str:
             f"{padded['max_abs_err'].max():.2g}) and {int(states_only.sum())} more give right outputs but final "
             f"states taken after the padding (off by up to {padded['state_max_abs_err'].max():.2g})."
         )
-    compiled = j[j["impl"] == "compiled"]
-    if not compiled.empty:
-        cm = pairs(df, "impl", "compiled", "module")  # same varlen, compiled or eager
-        vs = f"a median {(cm['median_ms_a'] / cm['median_ms_b']).median():.2f}× of eager time, " if len(cm) else ""
-        cs = compiled["compile_s"]
-        parts.append(
-            f"torch.compile gives {vs}after compiling for {cs.min():.1f} to {cs.max():.1f} s ({len(compiled)} cases)."
-        )
+    compiled = answer(df, "compile")
+    if compiled.found:
+        parts.append(f"{compiled.sentence()} Its first (compiling) step: {compile_text(df)}.")
     cells = j[j["impl"] == "cells"]
     if not cells.empty:
         parts.append(f"The Python cell loop takes a median {cells['ratio'].median():.2f}× of the packed module time.")
-    return " ".join(parts) + " Red markers: results that differ from packing."
+    return " ".join(parts) + " Hollow markers: results that differ from packing."
 
 
 def _exact_grid(df: pd.DataFrame, folder: Path) -> Blocks:
@@ -145,14 +125,14 @@ def _exact_grid(df: pd.DataFrame, folder: Path) -> Blocks:
     if not grids:
         how = "--varlen padded,packed,exact --batch-size 8,32 --seq-len 32,128"
         return [Paragraph(missing_note("exact, packed and padded runs over several sizes", how))]
-    fig, axes = new_figure(ncols=len(grids), height=3.0)
+    fig, axes = new_figure(ncols=len(grids), height=3.2)
     ratios = [g["median_ms_a"] / g["median_ms_b"] for _, _, g in grids]
     norm = ratio_norm(pd.concat(ratios))
     for ax, (other, model, g), r in zip(axes[0], grids, ratios, strict=True):
         grid = g.assign(ratio=r).pivot_table(index="seq_len", columns="batch_size", values="ratio")
-        im = ratio_heatmap(ax, grid, norm, f"{model}: exact / {other}", lambda i, j, v: f"{v:.2f}×")
-    ratio_colorbar(fig, axes[0].tolist(), im, "time ratio (blue: exact is faster)")
-    file = save(fig, folder, "exact_grid", "When does exact padding beat packing? Exact time / packed time")
+        im = ratio_heatmap(ax, grid, norm, f"{model}\nexact / {other}", lambda i, j, v: f"{v:.2f}", fontsize=8)
+    ratio_colorbar(fig, axes[0].tolist(), im, "time ratio (blue: exact faster)")
+    file = save(fig, folder, "exact_grid", "Exact padding's time over packed and over padded time")
     first = grids[0][2].iloc[0]
     shape = f"{first['num_layers']}×{'bi' if first['bidirectional'] else 'uni'}"
     fixed = f"{shape}, {first['mode']}, lengths {first['lengths']}"

@@ -8,9 +8,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import NullLocator, ScalarFormatter
 
+from bench.report import answers
+from bench.report.answers import answer, case_ratio_ci, matrix_blocks
 from bench.report.document import Blocks, Heading, Image, Paragraph
-from bench.report.plotting import MACHINE_SEP, new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
-from bench.report.slices import EXACT_TOL, missing_note, ok_rows, pairs, ratio_bounds, typical
+from bench.report.plotting import (
+    MACHINE_SEP,
+    new_figure,
+    outside_legend,
+    ratio_colorbar,
+    ratio_heatmap,
+    ratio_norm,
+    save,
+)
+from bench.report.slices import EXACT_TOL, missing_note, ok_rows, pairs, typical
 
 
 def _series(df: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
@@ -46,7 +56,8 @@ def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
         ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(x.replace("_", " "))
         ax.set_ylabel(ylabel)
-    thr.legend(ncols=1, loc="best")
+    # Outside the axes: a legend inside covered the lines it names.
+    outside_legend(fig, thr)
     file = save(fig, folder, f"scaling_{x}", f"How do latency and throughput grow with {x.replace('_', ' ')}?")
     best = rows.loc[rows["tokens_per_s"].idxmax()]
     # The growth sentence follows the largest line value, in the series (model, machine)
@@ -66,8 +77,15 @@ def scaling(df: pd.DataFrame, folder: Path, x: str, line: str) -> Blocks:
     sentence = growth + (
         f"Highest throughput: {best['tokens_per_s']:.3g} tokens/s for {best['model']} on {best['machine']} "
         f"at batch {best['batch_size']}, length {best['seq_len']} ({best['median_ms']:.3g} ms a step); "
-        f"fixed axes: {fixed_axes(rows, [x, line])}."
+        f"fixed axes: {fixed_axes(rows, [x, line])}, lengths={rows['lengths'].iloc[0]}."
     )
+    pad = rows["padding_fraction"].dropna()
+    if not pad.empty and pad.max() - pad.min() > 0.02:
+        # Drawn lengths give each cell its own padding: say so, it moves padded times too.
+        sentence += (
+            f" The padding is not held fixed: it varies from {pad.min():.0%} to {pad.max():.0%} of the positions "
+            "across these cases (controlled lengths, `--lengths pad:F`, hold it)."
+        )
     return [Heading(title), Paragraph(sentence), Image(file, title)]
 
 
@@ -79,12 +97,15 @@ def fixed_axes(rows: pd.DataFrame, vary: list[str]) -> str:
 
 def packing(df: pd.DataFrame, folder: Path) -> Blocks:
     """Packed/padded time ratio over batch x length, with the padding behind it."""
-    title = "Packed vs padded"
-    curve = padding_curve(df, folder)
-    p = pairs(typical(df, vary=["batch_size", "seq_len", "varlen"]), "varlen", "packed", "padded")
-    if p.empty:
-        if curve:
-            return [Heading(title), *curve]
+    title = answers.PACKING
+    found = answer(df, "packing")
+    curve = [*matrix_blocks(found.matrix), *padding_curve(df, folder)]
+    rows = typical(df[~df["lengths"].str.startswith("pad:")], vary=["batch_size", "seq_len", "varlen"])
+    p = pairs(rows, "varlen", "packed", "padded")
+    said = [Paragraph(found.sentence())] if found.strata else []
+    if p.empty or p["batch_size"].nunique() * p["seq_len"].nunique() < 2:
+        if found.found:
+            return [Heading(title), *said, *curve, *drift(df)]
         return [
             Heading(title),
             Paragraph(missing_note("packed and padded runs of the same cases", "--varlen padded,packed")),
@@ -105,14 +126,13 @@ def packing(df: pd.DataFrame, folder: Path) -> Blocks:
         )
     ratio_colorbar(fig, axes[0].tolist(), im, "packed / padded time (blue: packing faster)")
     file = save(fig, folder, "packing", "When does packing pay? Packed time / padded time")
-    worst, best = p.loc[p["ratio"].idxmax()], p.loc[p["ratio"].idxmin()]
+    first = p.iloc[0]
+    shape = f"{first['num_layers']}×{'bi' if first['bidirectional'] else 'uni'}, {first['mode']}"
     sentence = (
-        f"Packing costs up to {worst['ratio']:.2f}× the padded time ({worst['model']}, batch {worst['batch_size']}, "
-        f"length {worst['seq_len']}) and at best takes {best['ratio']:.2f}× ({best['model']}, batch "
-        f"{best['batch_size']}, length {best['seq_len']}, {best['padding_fraction_b']:.0%} padding). "
-        f"Red: packing is slower; blue: packing pays."
+        f"The grid: packed / padded time over batch and length ({shape}, lengths {first['lengths']}; each cell "
+        "names its own padding). Red: packing is slower; blue: packing pays."
     )
-    return [Heading(title), Paragraph(sentence), Image(file, title), *curve, *drift(df)]
+    return [Heading(title), *said, Paragraph(sentence), Image(file, title), *curve, *drift(df)]
 
 
 def padding_curve(df: pd.DataFrame, folder: Path) -> Blocks:
@@ -136,7 +156,7 @@ def padding_curve(df: pd.DataFrame, folder: Path) -> Blocks:
         p = p.assign(ratio=p["median_ms_a"] / p["median_ms_b"], pad=p["lengths"].str[4:].astype(float))
         for (model, mode, machine), g in p.groupby(["model", "mode", "machine"], sort=True):
             g = g.sort_values("pad")
-            low, high = ratio_bounds(g)
+            _, low, high = case_ratio_ci(g)
             ax.errorbar(
                 g["pad"] * 100,
                 g["ratio"],
@@ -189,74 +209,85 @@ STRUCTURES = [(1, False), (1, True), (2, False), (2, True)]
 
 
 def depth_direction(df: pd.DataFrame, folder: Path) -> Blocks:
-    """Time of 2 layers / bidirectional relative to 1 layer unidirectional."""
-    title = "Cost of depth and direction"
-    rows = typical(df, vary=["num_layers", "bidirectional", "mode"])
+    """Time of each structure over 1 layer one-way, on packed or exact input (padded input
+    gives a bidirectional model wrong outputs, so its time would answer nothing)."""
+    title = answers.DEPTH
+    right = df[df["varlen"].isin(("packed", "exact"))]
+    rows = typical(right, vary=["num_layers", "bidirectional", "mode"])
+    depth, direction = answer(df, "depth"), answer(df, "direction")
+    said = " ".join(a.sentence() for a in (depth, direction) if a.found)
     if rows["num_layers"].nunique() < 2 and rows["bidirectional"].nunique() < 2:
-        return [
-            Heading(title),
-            Paragraph(
-                missing_note("more than one layer count or direction", "--num-layers 1,2 --bidirectional false,true")
-            ),
-        ]
+        how = "--num-layers 1,2 --bidirectional false,true --varlen packed"
+        return [Heading(title), Paragraph(said or missing_note("more than one layer count or direction", how))]
     keys = ["model", "machine", "mode"]
-    base = rows[(rows["num_layers"] == 1) & ~rows["bidirectional"]].set_index(keys)["median_ms"]
+    base = rows[(rows["num_layers"] == 1) & ~rows["bidirectional"]].set_index(keys)
     fig, axes = new_figure()
     ax = axes[0][0]
     groups = [k for k in rows.groupby(keys).groups if k in base.index]
     width = 0.8 / max(len(groups), 1)
-    findings = []
     for gi, key in enumerate(groups):
         g = rows.set_index(keys).loc[[key]]
-        rel = []
+        b = base.loc[key]
+        rel, low, high = [], [], []
         for layers, bi in STRUCTURES:
-            hit = g[(g["num_layers"] == layers) & (g["bidirectional"] == bi)]["median_ms"]
-            rel.append(hit.iloc[0] / base[key] if len(hit) else np.nan)
+            hit = g[(g["num_layers"] == layers) & (g["bidirectional"] == bi)]
+            if hit.empty:
+                rel.append(np.nan), low.append(0.0), high.append(0.0)
+                continue
+            pair = pd.DataFrame(
+                {f"{c}_{side}": [r[c]] for side, r in (("a", hit.iloc[0]), ("b", b)) for c in _CI_COLUMNS}
+            )
+            r, lo, hi = case_ratio_ci(pair)
+            rel.append(r[0]), low.append(r[0] - lo[0]), high.append(hi[0] - r[0])
         model, machine, mode = key
-        ax.bar(np.arange(len(STRUCTURES)) + gi * width, rel, width, label=f"{model} {mode}{MACHINE_SEP}{machine}")
-        if not np.isnan(rel[-1]):
-            findings.append(f"{key[0]} {key[2]}: {rel[-1]:.2f}×")
+        ax.bar(
+            np.arange(len(STRUCTURES)) + gi * width,
+            rel,
+            width,
+            yerr=[low, high],
+            capsize=2,
+            label=f"{model} {mode}{MACHINE_SEP}{machine}",
+        )
     ax.axhline(1, color="k", lw=0.8)
     ax.set_xticks(
         np.arange(len(STRUCTURES)) + width * (len(groups) - 1) / 2,
         [f"{n} layer{'s' if n > 1 else ''}, {'bi' if b else 'uni'}" for n, b in STRUCTURES],
     )
-    ax.set_ylabel("time / (1 layer, unidirectional)")
+    ax.set_ylabel("time / (1 layer, one-way), 95% CI")
     if ax.get_legend_handles_labels()[0]:  # a partial run may leave no complete group to label
-        ax.legend()
-    file = save(fig, folder, "depth_direction", "What do more layers and both directions cost?")
-    sentence = f"Two bidirectional layers against one unidirectional layer: {', '.join(findings) or 'n/a'}."
-    return [Heading(title), Paragraph(sentence), Image(file, title)]
+        outside_legend(fig, ax)
+    first = rows.iloc[0]
+    shape = f"batch {first['batch_size']}, length {first['seq_len']}, {first['varlen']} input"
+    file = save(fig, folder, "depth_direction", f"What do more layers and both directions cost? ({shape})")
+    return [Heading(title), Paragraph(said), Image(file, title)]
 
 
-THREADS_TITLE = "Threads"
+_CI_COLUMNS = ("median_ms", "ci_low_ms", "ci_high_ms")
 
 
 def threads(df: pd.DataFrame, folder: Path) -> Blocks:
-    """CPU speed-up from one thread to more, per model and mode: time at 1 thread / time at t."""
+    """CPU time at each thread count over time at one thread, per model and mode."""
+    title = answers.THREADS
     cpu = ok_rows(df)[lambda d: d["device"] == "cpu"]
     rows = typical(cpu, vary=["threads", "mode"])
+    found = answer(df, "threads")
     if rows["threads"].nunique() < 2 or not (rows["threads"] == 1).any():
-        return [Heading(THREADS_TITLE), Paragraph(missing_note("CPU runs at 1 and more threads", "--threads 1,2"))]
+        return [Heading(title), Paragraph(missing_note("CPU runs at 1 and more threads", "--threads 1,2"))]
     one = rows[rows["threads"] == 1].set_index(["model", "mode", "machine"])["median_ms"]
     fig, axes = new_figure(height=3.2)
     ax = axes[0][0]
-    lines = []
     for (model, mode, machine), g in rows.groupby(["model", "mode", "machine"], sort=True):
         if (model, mode, machine) not in one.index:
             continue
         g = g.sort_values("threads")
         speedup = one[(model, mode, machine)] / g["median_ms"]
         ax.plot(g["threads"], speedup, marker="o", ms=4, label=f"{model} {mode}{MACHINE_SEP}{machine}")
-        lines.append((model, mode, g["threads"].iloc[-1], float(speedup.iloc[-1])))
     top = int(rows["threads"].max())
     ax.plot([1, top], [1, top], color="0.6", ls=":", label="linear")
     ax.set_xticks(sorted(rows["threads"].unique()))
     ax.set_xlabel("intra-op threads")
     ax.set_ylabel("speed-up over 1 thread")
-    ax.legend()
+    outside_legend(fig, ax)
     file = save(fig, folder, "threads", "How much do more threads help?")
-    said = "; ".join(f"{m} {mode}: {s:.2f}× at {t} threads" for m, mode, t, s in lines)
-    fixed = fixed_axes(rows, ["threads", "mode"])
-    sentence = f"Speed-up over one thread (time at 1 / time at t): {said}; fixed axes: {fixed}."
-    return [Heading(THREADS_TITLE), Paragraph(sentence), Image(file, THREADS_TITLE)]
+    plot = f"The plot: speed-up (time at 1 / time at t) with {fixed_axes(rows, ['threads', 'mode'])}."
+    return [Heading(title), Paragraph(found.sentence()), Paragraph(plot), Image(file, title)]

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.errors import UsageError
+from bench.report.answers import is_right
 from bench.report.document import Blocks, Heading, Link, Paragraph, Table
+from bench.report.slices import EXACT_TOL
 from bench.results import PROVENANCE_COLUMNS
 from bench.spec import AXES, Case
 
@@ -17,10 +19,29 @@ def _num(value: float, fmt: str) -> str:
     return "" if pd.isna(value) else format(value, fmt)
 
 
+FOLD_ROWS = 12  # a table longer than this is folded away (<details>) under its summary line
+
+
+def axis_columns(df: pd.DataFrame) -> list[str]:
+    """The axes that tell these rows apart (a case id split into readable columns): the model,
+    and every other axis with more than one value here."""
+    return ["model", *(a.name for a in AXES if a.name != "model" and df[a.name].nunique() > 1)]
+
+
+def _axis_cells(r: pd.Series, axes: list[str]) -> list[str]:
+    return [("bi" if r[a] else "uni") if a == "bidirectional" else str(r[a]) for a in axes]
+
+
+def _fold(n: int, what: str) -> str:
+    return f"{n} {what} (click to show)" if n > FOLD_ROWS else ""
+
+
 def summary(df: pd.DataFrame) -> Blocks:
+    axes = axis_columns(df)
+    machines = df["machine"].nunique() > 1
     header = [
-        "case_id",
-        "machine",
+        *axes,
+        *(["machine"] if machines else []),
         "status",
         "median_ms",
         "95% CI ms",
@@ -37,8 +58,8 @@ def summary(df: pd.DataFrame) -> Blocks:
         ci = f"{r['ci_low_ms']:.4g}–{r['ci_high_ms']:.4g}" if r["status"] == "ok" else ""
         rows.append(
             [
-                r["case_id"],
-                r["machine"],
+                *_axis_cells(r, axes),
+                *([r["machine"]] if machines else []),
                 r["status"],
                 _num(r["median_ms"], ".4g"),
                 ci,
@@ -50,7 +71,10 @@ def summary(df: pd.DataFrame) -> Blocks:
                 r["note"] or r["error"],
             ]
         )
-    return [Heading("Every case"), Table(header, rows, sortable=True)]
+    fixed = [a.name for a in AXES if a.name not in axes]
+    first = df.iloc[0]
+    text = "Every row of the run; the same in all rows: " + ", ".join(f"{a}={first[a]}" for a in fixed) + "."
+    return [Heading("Every case"), Paragraph(text), Table(header, rows, sortable=True, fold=_fold(len(rows), "cases"))]
 
 
 def problems(df: pd.DataFrame) -> Blocks:
@@ -74,17 +98,21 @@ def problems(df: pd.DataFrame) -> Blocks:
         else:
             which = "Every case reached its precision target"
         return [*blocks, Paragraph(f"{which}; none failed.")]
+    axes = axis_columns(df)
     if not noisy.empty:
-        blocks.append(Paragraph(f"{len(noisy)} case(s) did not reach the CI target within their time budget:"))
-        blocks.append(Table(["case_id", "machine", "note"], noisy[["case_id", "machine", "note"]].values.tolist()))
-    if not failed.empty:
-        blocks.append(Paragraph(f"{len(failed)} case(s) failed:"))
+        half = (noisy["ci_high_ms"] - noisy["ci_low_ms"]) / 2 / noisy["median_ms"]
         blocks.append(
-            Table(
-                ["case_id", "machine", "status", "error"],
-                failed[["case_id", "machine", "status", "error"]].values.tolist(),
+            Paragraph(
+                f"{len(noisy)} case(s) did not reach the CI target within their time budget (their 95% CI "
+                f"±{half.min():.1%} to ±{half.max():.1%} of the median):"
             )
         )
+        rows = [[*_axis_cells(r, axes), r["machine"], r["note"]] for _, r in noisy.iterrows()]
+        blocks.append(Table([*axes, "machine", "note"], rows, sortable=True, fold=_fold(len(rows), "noisy cases")))
+    if not failed.empty:
+        blocks.append(Paragraph(f"{len(failed)} case(s) failed:"))
+        rows = [[*_axis_cells(r, axes), r["machine"], r["status"], r["error"]] for _, r in failed.iterrows()]
+        blocks.append(Table([*axes, "machine", "status", "error"], rows, fold=_fold(len(rows), "failed cases")))
     return blocks
 
 
@@ -97,16 +125,16 @@ ENV_COLUMNS = [
 
 
 def environment(df: pd.DataFrame) -> Blocks:
-    cols = [c for c in ENV_COLUMNS if c in df.columns]
-    env = (
-        df.groupby(["machine", "source"], sort=True)
-        .agg({c: (lambda s: ", ".join(sorted({str(v) for v in s}))) for c in cols if c not in ("machine", "source")})
-        .reset_index()
-    )
-    dates = df.groupby(["machine", "source"])["timestamp"].agg(["min", "max"]).reset_index()
-    env = env.merge(dates, on=["machine", "source"])
-    header = [*cols, "first row", "last row"]
-    return [Heading("Environment"), Table(header, env[[*cols, "min", "max"]].astype(str).values.tolist())]
+    """One column per results file, one row per fact: narrow enough to read without scrolling."""
+    cols = [c for c in ENV_COLUMNS if c in df.columns and c != "source"]
+    runs = []
+    for source, g in df.groupby("source", sort=True):
+        facts = {c: ", ".join(sorted({str(v) for v in g[c]})) for c in cols}
+        facts["first row"], facts["last row"] = str(g["timestamp"].min()), str(g["timestamp"].max())
+        runs.append((source, facts))
+    names = [*cols, "first row", "last row"]
+    rows = [[name, *(facts[name] for _, facts in runs)] for name in names]
+    return [Heading("Environment"), Table(["", *(source for source, _ in runs)], rows)]
 
 
 def profiles(df: pd.DataFrame, profiles_dir: Path, report_dir: Path) -> Blocks:
@@ -135,41 +163,54 @@ def variant_label(row: pd.Series) -> str:
 
 def pivot(df: pd.DataFrame) -> Blocks:
     """One row per shape, one column per variant (varlen and impl), like torch.utils.benchmark's
-    Compare: each cell the median step time with its CI and its ratio to the row's fastest."""
+    Compare: each cell the median step time with its CI and its ratio to the row's fastest *right*
+    variant. Shapes run with the same variants share a table, so no table is mostly empty."""
     rows = df[(df["status"] == "ok") & (df["metric"] == "time")]
     rows = rows[(rows["dtype"] == "float32") & (rows["backend"] == "default") & (rows["tf32"] == "off")]
-    rows = rows.assign(variant=rows.apply(variant_label, axis=1))
+    rows = rows.assign(variant=rows.apply(variant_label, axis=1), right=is_right(rows))
     if rows.empty or rows["variant"].nunique() < 2:
         return []
     order = [v for v in ("padded", "packed", "exact") if v in set(rows["variant"])]
     order += sorted(set(rows["variant"]) - set(order))
-    table, shades = [], []
+    by_set: dict[tuple[str, ...], tuple[list[list[str]], list[list[float | None]]]] = {}
     for shape, g in rows.groupby(list(SHAPE), sort=True):  # numeric sort: batch 1, 8, 32, 128
         if g["variant"].nunique() < 2:
             continue
-        best = g["median_ms"].min()
-        ratios = dict(zip(g["variant"], g["median_ms"] / best, strict=True))
-        cells = {}
+        right = g[g["right"]]
+        best = right["median_ms"].min() if not right.empty else None
+        cells, ratios = {}, {}
         for _, r in g.iterrows():
             half = (r["ci_high_ms"] - r["ci_low_ms"]) / 2 / r["median_ms"]
-            mark = "best" if r["median_ms"] == best else f"{r['median_ms'] / best:.2f}×"
-            cells[r["variant"]] = f"{r['median_ms']:.3g} ±{half:.0%} ({mark})"
+            if best is not None and r["right"]:  # a wrong cell is never shaded as the best
+                ratios[r["variant"]] = r["median_ms"] / best
+            if not r["right"]:
+                mark = "wrong outputs" if r["max_abs_err"] >= EXACT_TOL else "wrong final states"
+            else:
+                mark = "best" if r["median_ms"] == best else f"{r['median_ms'] / best:.2f}×"
+            noisy = ", noisy" if str(r["note"]).startswith("noisy") else ""
+            cells[r["variant"]] = f"{r['median_ms']:.3g} ±{half:.0%} ({mark}{noisy})"
         values = dict(zip(SHAPE, shape, strict=True))
         label = (
             f"{values['model']} {values['mode']} b{values['batch_size']} L{values['seq_len']} "
             f"{values['num_layers']}×{'bi' if values['bidirectional'] else 'uni'} {values['lengths']} "
             f"t{values['threads']}"
         )
-        table.append([label, values["machine"], *(cells.get(v, "") for v in order)])
-        shades.append([None, None, *(ratios.get(v) for v in order)])
-    if not table:
+        present = tuple(v for v in order if v in cells)
+        table, shades = by_set.setdefault(present, ([], []))
+        table.append([label, values["machine"], *(cells[v] for v in present)])
+        shades.append([None, None, *(ratios.get(v) for v in present)])
+    if not by_set:
         return []
-    return [
+    blocks: Blocks = [
         Heading(PIVOT_TITLE),
         Paragraph(
-            "Median step time in ms, ±half its 95% CI, and its ratio to the fastest variant of the row "
-            "(float32, default kernels); in the HTML the best cell is blue and slower ones shade to red at 2× and "
-            "beyond. Rows are shapes, sorted by their values; empty cells were not run."
+            "Median step time in ms, ±half its 95% CI, and its ratio to the fastest right variant of the row "
+            "(float32, default kernels). A variant whose outputs or final states differ from packing is marked "
+            "wrong and is never the best; in the HTML the best cell is blue and slower ones shade to red at 2× "
+            "and beyond. Shapes run with the same variants share a table; rows are sorted by their values."
         ),
-        Table(["shape", "machine", *order], table, shade=shades),
     ]
+    for present, (table, shades) in sorted(by_set.items(), key=lambda kv: (-len(kv[0]), kv[0])):
+        fold = _fold(len(table), "shapes with " + ", ".join(present))
+        blocks.append(Table(["shape", "machine", *present], table, shade=shades, fold=fold))
+    return blocks

@@ -1,8 +1,8 @@
 """Pick comparable rows out of a mixed results frame.
 
 A plot varies a few axes and must hold every other axis fixed; ``typical``
-fixes each of those at its most common value among the ok rows, so a plot reads
-the biggest consistent slice of whatever sweep was run.
+picks the slice in which the varied axes vary most, so a section reads the
+biggest consistent slice of whatever sweep was run that shows its axis.
 """
 
 from __future__ import annotations
@@ -30,16 +30,30 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def typical(df: pd.DataFrame, vary: Sequence[str], keep: Sequence[str] = SERIES) -> pd.DataFrame:
-    """Ok rows where every axis not in ``vary``/``keep`` has its most common value."""
+    """Ok rows of one slice: every axis not in ``vary``/``keep`` fixed at one value.
+
+    The slice is the combination of fixed values under which the ``vary`` axes take the most
+    distinct combinations (a section about threads finds its 1- and 2-thread rows wherever the
+    run put them), then the one at the ``PREFERRED`` values, then the one with the most rows,
+    then the one at the most common values.
+    """
     rows = ok_rows(df)
-    for axis in AXIS_NAMES:
-        if axis in vary or axis in keep or rows.empty:
-            continue
-        value = PREFERRED.get(axis)
-        if value is None or not (rows[axis] == value).any():
-            value = rows[axis].mode().iloc[0]
-        rows = rows[rows[axis] == value]
-    return rows
+    fixed = [a for a in AXIS_NAMES if a not in vary and a not in keep]
+    if rows.empty or not fixed:
+        return rows
+    present = [a for a in vary if a in rows.columns]
+    common = {a: rows[a].value_counts() for a in fixed}
+
+    def score(key: tuple, g: pd.DataFrame) -> tuple:
+        values = dict(zip(fixed, key, strict=True))
+        coverage = len(g[present].drop_duplicates()) if present else 0
+        preferred = sum(values[a] == v for a, v in PREFERRED.items() if a in values)
+        commonness = sum(int(common[a].get(values[a], 0)) for a in fixed)
+        return (coverage, preferred, len(g), commonness)
+
+    groups = rows.groupby(fixed, sort=True, dropna=False)
+    best = max(groups, key=lambda kg: score(kg[0] if isinstance(kg[0], tuple) else (kg[0],), kg[1]))
+    return best[1]
 
 
 def pairs(df: pd.DataFrame, axis: str, a: object, b: object, ignore: Sequence[str] = ()) -> pd.DataFrame:
@@ -50,16 +64,11 @@ def pairs(df: pd.DataFrame, axis: str, a: object, b: object, ignore: Sequence[st
     """
     rows = ok_rows(df)
     on = [c for c in AXIS_NAMES if c not in (axis, *ignore)]
-    if axis != "device":
+    if axis not in ("device", "machine"):
         on.append("machine")
     left = rows[rows[axis] == a]
     right = rows[rows[axis] == b]
     return left.merge(right, on=on, suffixes=("_a", "_b"))
-
-
-def ratio_bounds(p: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """The widest interval of a/b that the two medians' 95% CIs allow, for ``pairs`` rows."""
-    return p["ci_low_ms_a"] / p["ci_high_ms_b"], p["ci_high_ms_a"] / p["ci_low_ms_b"]
 
 
 def short_label(row: pd.Series) -> str:

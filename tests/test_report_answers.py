@@ -1,0 +1,186 @@
+"""Honest answers: findings never pool unlike cases, never crown a wrong result, never contradict
+their sections, and every section with data in the run shows it (on every preset's case list)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import factories
+import numpy as np
+import pandas as pd
+import pytest
+from factories import make_case
+
+from bench.cli import main
+from bench.report.answers import AGREE, answer
+from bench.report.load import load_many
+from bench.spec import expand, load_spec, preset_names
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = [REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding")]
+HEADER = "| question | verdict | cases compared | ratio | measurement 95% CI | spread over cases | n | section |"
+
+
+def report_md(runs: list[Path], out: Path) -> str:
+    assert main(["report", *map(str, runs), "--out", str(out)]) == 0
+    return (out / "report.md").read_text(encoding="utf-8")
+
+
+def section(md: str, title: str) -> str:
+    return md.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def findings_rows(md: str) -> list[dict[str, str]]:
+    """The findings table as dicts; a row without a question belongs to the one above it."""
+    lines = section(md, "Key findings").split(HEADER, 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]
+    rows, question = [], ""
+    for line in lines:
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        question = cells[0] or question
+        target = re.search(r"\[(.+)\]\(#", cells[7])
+        rows.append(dict(zip(("question", "verdict", "where", "ratio", "ci", "spread", "n"), cells, strict=False)))
+        rows[-1].update(question=question, section=target.group(1).replace("\\", "") if target else "")
+    return rows
+
+
+def test_native_kernels_and_gru_lstm_are_given_per_stratum_on_the_reference_runs():
+    df = load_many(REFERENCE)
+    native = answer(df, "native")
+    assert {s.label() for s in native.strata} == {"gru", "lstm"}  # not one median of 1.0x and 3.5x
+    by_model = {s.label(): s.median for s in native.strata}
+    assert by_model["gru"] < 1.1 and by_model["lstm"] > 3
+    model = answer(df, "model")
+    labels = [s.label() for s in model.strata]
+    packed = [s for s in model.strata if "packed" in s.label()]
+    padded = [s for s in model.strata if s.label().startswith("padded") and "native" not in s.label()]
+    assert packed and padded, labels  # GRU/LSTM is given per input path
+    assert max(s.median for s in packed) < 1 < min(s.median for s in padded)
+    for a in (native, model):  # no stratum hides disagreeing parts: each part agrees with its stratum
+        for s in a.strata:
+            assert s.ratio.size >= 1 and s.ci[0] <= s.median <= s.ci[1]
+
+
+def test_strata_that_agree_are_pooled_and_strata_that_disagree_are_given_apart(tmp_path):
+    rng = np.random.default_rng(3)
+    outcomes = {}
+    for model, mode, batch in [(m, mode, b) for m in ("lstm", "gru") for mode in ("inference", "training")
+                               for b in (4, 8, 16)]:  # fmt: skip
+        base = 10.0 * batch * (3 if mode == "training" else 1)
+        native = 3.0 if model == "lstm" else 1.0  # agrees across modes, disagrees across models
+        outcomes[make_case(model=model, mode=mode, batch_size=batch)] = base * rng.lognormal(0, 0.005, 12)
+        outcomes[make_case(model=model, mode=mode, batch_size=batch, backend="native")] = (
+            base * native * rng.lognormal(0, 0.005, 12)
+        )
+    run = factories.write_run(tmp_path / "run.csv", outcomes)
+    a = answer(load_many([run]), "native")
+    assert [(s.label(), s.cases) for s in a.strata] == [("gru", 6), ("lstm", 6)]  # modes pooled, models not
+    assert abs(a.strata[1].median - 3.0) < 0.05 and abs(a.strata[0].median - 1.0) < 0.05
+    rows = [r for r in findings_rows(report_md([run], tmp_path / "rep")) if r["question"].startswith("native")]
+    assert [r["where"] for r in rows] == ["gru", "lstm"] and "lstm: native kernels slower" in rows[0]["verdict"]
+    assert AGREE < 3.0
+
+
+def test_a_wrong_result_is_never_best_nor_the_base_of_a_finding(tmp_path):
+    cases = [make_case(bidirectional=True, varlen=v, batch_size=b) for v in ("padded", "packed") for b in (4, 8)]
+    run = factories.synthetic_run(tmp_path / "run.csv", cases)
+    df = pd.read_csv(run, dtype=str, keep_default_na=False)
+    df.loc[df["varlen"] == "padded", "median_ms"] = "0.001"  # the wrong variant is also the fastest
+    df.loc[df["varlen"] == "padded", ["ci_low_ms", "ci_high_ms"]] = ["0.0009", "0.0011"]
+    df.to_csv(run, index=False)
+    md = report_md([run], tmp_path / "rep")
+    table = section(md, "Variants side by side")
+    assert "(best)" in table and "(wrong outputs)" in table
+    for line in table.splitlines():
+        if "wrong outputs" in line:
+            assert re.search(r"0\.001 ±\d+% \(wrong outputs\)", line) and re.search(r"\(best\)", line)
+    packing = [r for r in findings_rows(md) if r["question"] == "packed / padded time"]
+    assert (
+        "not in this run" not in packing[0]["verdict"]
+        and "Left out: 2 pair(s) with wrong outputs" in (packing[0]["verdict"])
+    )
+    assert not [r for r in packing if r["ratio"]]  # nothing measured against the wrong base
+
+
+def _preset_cases(name: str) -> list:
+    cases = expand(load_spec(name), cuda_available=name == "gpu", default_threads=2)
+    return [c for c in cases if c.model in ("lstm", "gru")]
+
+
+# A section that says "Not shown: the data lacks <what>" must not be about an axis the run varies.
+SECTION_AXES = {
+    ("Threads", "CPU runs at 1 and more threads"): lambda d: (
+        d[d["device"] == "cpu"]["threads"].nunique() > 1 and (d["threads"] == 1).any()
+    ),
+    ("Packed vs padded", "packed and padded runs"): lambda d: {"packed", "padded"} <= set(d["varlen"]),
+    ("Cost of depth and direction", "more than one layer count"): lambda d: (
+        d[d["varlen"].isin(("packed", "exact"))][["num_layers", "bidirectional"]].drop_duplicates().shape[0] > 1
+    ),
+    ("LSTM vs GRU", "both models"): lambda d: d["model"].nunique() > 1,
+    ("Backend: cuDNN/oneDNN vs native kernels", "default and native"): lambda d: d["backend"].nunique() > 1,
+    ("Latency and throughput against batch size", "batch_size values"): lambda d: d["batch_size"].nunique() > 1,
+    ("Latency and throughput against seq len", "seq_len values"): lambda d: d["seq_len"].nunique() > 1,
+}
+
+
+def check_report(runs: list[Path], out: Path) -> None:
+    """Every finding's numbers appear in its section; no section misses an axis the run has."""
+    md = report_md(runs, out)
+    df = load_many(runs)
+    for (title, what), has in SECTION_AXES.items():
+        if has(df):
+            assert f"Not shown: the data lacks {what}" not in section(md, title), title
+    rows = findings_rows(md)
+    assert rows and all(r["section"] for r in rows)
+    for r in rows:
+        text = section(md, r["section"])
+        if r["ratio"].endswith("×"):
+            assert f"{r['ratio']} (measurement 95% CI {r['ci']}" in text, (r, text[:400])
+        if "not in this run" in r["verdict"]:
+            flag = re.search(r"`--([a-z-]+) ", r["verdict"])
+            axis = flag.group(1).replace("-", "_") if flag else ""
+            if axis in df.columns and axis != "device":
+                assert df[axis].nunique() < 2, r
+    packing = section(md, "Packed vs padded")
+    for line in section(md, "Key findings").splitlines():
+        if line.startswith("| gru ") or line.startswith("| lstm "):  # the padding matrix, shown in both
+            assert line in packing
+
+
+@pytest.mark.parametrize("preset", [p for p in preset_names() if p != "full"])
+def test_every_preset_gets_sections_with_its_axes_and_findings_its_sections_repeat(preset, tmp_path):
+    run = factories.synthetic_run(tmp_path / "run.csv", _preset_cases(preset))
+    check_report([run], tmp_path / "rep")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_subsets_of_the_default_preset_keep_findings_and_sections_in_step(seed, tmp_path):
+    cases = _preset_cases("default")
+    rng = np.random.default_rng(seed)
+    keep = [c for c, k in zip(cases, rng.random(len(cases)) < 0.4, strict=True) if k]
+    run = factories.synthetic_run(tmp_path / "run.csv", keep, seed=seed)
+    check_report([run], tmp_path / "rep")
+
+
+def test_the_threads_section_finds_its_rows_in_the_default_preset(tmp_path):
+    run = factories.synthetic_run(tmp_path / "run.csv", _preset_cases("default"))
+    md = report_md([run], tmp_path / "rep")
+    assert "![Threads](threads.png)" in section(md, "Threads")
+    threads = [r for r in findings_rows(md) if r["section"] == "Threads" and r["ratio"]]
+    assert threads and all(abs(float(r["ratio"][:-1]) - 1 / 1.8) < 0.02 for r in threads)
+
+
+def test_two_machines_load_together_and_are_compared_case_by_case(tmp_path):
+    df = pd.read_csv(REFERENCE[0], dtype=str, keep_default_na=False)
+    other = tmp_path / "other-machine.csv"
+    slower = df.copy()
+    slower["cpu_model"] = "Intel Xeon (relabelled copy)"
+    for col in ("median_ms", "ci_low_ms", "ci_high_ms"):
+        values = pd.to_numeric(slower[col], errors="coerce") * 1.5
+        slower[col] = values.map(lambda v: "" if pd.isna(v) else f"{v:.6g}")
+    slower.to_csv(other, index=False)
+    md = report_md([REFERENCE[0], other], tmp_path / "rep")
+    rows = [r for r in findings_rows(md) if r["section"] == "Across machines"]
+    assert rows and all(r["ratio"] in ("1.50×", "0.67×") for r in rows if r["ratio"])
+    assert "AMD EPYC, 2 CPUs" in md and "Intel Xeon (relabelled copy)" in md
+    assert "(machines.png)" in section(md, "Across machines")
