@@ -143,7 +143,7 @@ class Stratum:
         return float(np.median(self.low)), float(np.median(self.high))
 
     def label(self) -> str:
-        return ", ".join(_value_text(k, v) for k, v in self.where) or "all cases"
+        return " · ".join(_value_text(k, v) for k, v in self.where) or "all cases"
 
     def ratio_text(self) -> str:
         return f"{self.median:.2f}×"
@@ -163,20 +163,17 @@ class Stratum:
             text += f" ({self.noisy} noisy)"
         return text
 
-    def words(self, subject: str) -> str:
-        """The verdict on this stratum: faster, slower, about the same, or it depends."""
+    def state(self) -> str:
+        """faster, slower, about the same, or mixed: each case judged by its own CI and a 3% margin."""
         faster = (self.high < 1) & (self.ratio < 1 / SAME)
         slower = (self.low > 1) & (self.ratio > SAME)
-        span = self.ratio_text() if self.cases == 1 else f"{self.ratio.min():.2f}–{self.ratio.max():.2f}×"
         if faster.all():
-            state = "faster"
-        elif slower.all():
-            state = "slower"
-        elif not (faster | slower).any():
-            return f"about the same ({span})"
-        else:
-            state = f"faster in {int(faster.sum())} of {self.cases} cases, slower in {int(slower.sum())}"
-        return f"{subject} {state} ({span})"
+            return "faster"
+        if slower.all():
+            return "slower"
+        if not (faster | slower).any():
+            return "about the same"
+        return f"faster in {int(faster.sum())} of {self.cases} cases, slower in {int(slower.sum())}"
 
     def sentence(self) -> str:
         lo, hi = self.ci
@@ -251,27 +248,30 @@ class Answer:
         return f"not in this run (add `{self.question.flags}` to `python -m bench run`)"
 
     def verdict(self) -> str:
+        """The answer in words: which strata are faster, slower or about the same (the numbers are
+        in the strata's own rows)."""
         if not self.found:
             return self.missing()
-        said = []
-        if self.matrix is not None:
-            said.append(self.matrix.verdict())
+        said = [self.matrix.verdict()] if self.matrix is not None else []
+        by_state: dict[str, list[str]] = {}
         for s in self.strata:
-            words = s.words(self.subject)
-            said.append(f"{s.label()}: {words}" if s.where else words)
+            by_state.setdefault(s.state(), []).append(s.label())
+        for state, labels in by_state.items():
+            who = f"{self.subject} {state}" if state != "about the same" else "about the same"
+            said.append(who if len(self.strata) == 1 else f"{who} for {', '.join(labels)}")
         return "; ".join(said)
 
     def left_out_text(self) -> str:
         if not self.left_out:
             return ""
-        shapes = ", ".join(f"{shape} ({n})" for shape, n in sorted(self.left_out.items()))
+        shapes = ", ".join(f"{shape} ×{n}" for shape, n in sorted(self.left_out.items()))
         return f"Left out: {sum(self.left_out.values())} pair(s) with wrong outputs ({shapes})."
 
     def states_text(self) -> str:
         off = sum(s.states_off for s in self.strata)
         if not off:
             return ""
-        return f"In {off} pair(s) a side's final states are off (padding read as input): compare outputs, not h_n."
+        return f"In {off} pair(s) a side's final states are off (padding read as input): outputs compare, h_n does not."
 
     def sentence(self) -> str:
         """The section's sentence: the same numbers as the findings table, in prose."""

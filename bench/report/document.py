@@ -46,6 +46,7 @@ class Table:
     rows: list[list[str]]
     sortable: bool = False
     fold: str = ""  # if set, the table is folded away (<details>) under this summary line
+    wrap: bool = False  # let long cells wrap (HTML) instead of widening the table
     # Per cell, a time over the row's best (1.0 = the best): the HTML shades it, blue for the
     # best, white to red as it grows to 2x and beyond (the report's one colour scale for ratios).
     shade: list[list[float | None]] | None = None
@@ -152,7 +153,8 @@ table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;paddin
 white-space:nowrap}th{background:#eee}th.sortable{cursor:pointer}p,li{overflow-wrap:anywhere}
 nav.toc{background:#f6f6f6;padding:0.5em 1em;border:1px solid #ddd}nav.toc ol{margin:0.3em 0}
 p.top{font-size:12px;margin:1.5em 0 0}summary{cursor:pointer;margin:0.5em 0}
-table.findings td{white-space:normal;vertical-align:top}table.findings td:nth-child(2){min-width:22em}"""
+table.findings td{white-space:normal;vertical-align:top}table.findings tr.first td{border-top:2px solid #888}
+table.wrap td{white-space:normal}"""
 # Inline, so the file opens offline: click a header to sort by it (numbers as numbers).
 SORT_SCRIPT = """document.querySelectorAll('table.sortable th').forEach(function(th,i){
 th.classList.add('sortable');th.addEventListener('click',function(){
@@ -193,19 +195,36 @@ def to_html(doc: Document, folder: Path) -> str:
             out.append(f"<p><img alt='{esc(b.alt)}' src='data:image/png;base64,{data}'></p>")
         elif isinstance(b, Findings):
             head = "".join(f"<th>{esc(h)}</th>" for h in [*b.header, "section"])
-            body = "".join(
-                "<tr>"
-                + "".join(f"<td>{html_inline(c)}</td>" for c in row)
-                + f"<td><a href='#{esc(anchor(section))}'>{esc(section)}</a></td></tr>"
-                for row, section in zip(b.rows, b.sections, strict=True)
-            )
+            # A question's rows form one group: its question, verdict and section span them.
+            groups: list[list[int]] = []
+            for i, row in enumerate(b.rows):
+                if row[0] or not groups:
+                    groups.append([i])
+                else:
+                    groups[-1].append(i)
+            body = []
+            for group in groups:
+                span = f" rowspan='{len(group)}'" if len(group) > 1 else ""
+                for k, i in enumerate(group):
+                    row, cells = b.rows[i], []
+                    for c, text in enumerate(row):
+                        if c < 2 and k == 0:
+                            cells.append(f"<td{span}>{html_inline(text)}</td>")
+                        elif c >= 2:
+                            cells.append(f"<td>{html_inline(text)}</td>")
+                    if k == 0:
+                        link = f"<a href='#{esc(anchor(b.sections[i]))}'>{esc(b.sections[i])}</a>"
+                        cells.append(f"<td{span}>{link}</td>")
+                    body.append("<tr class='first'>" if k == 0 else "<tr>")
+                    body.append("".join(cells) + "</tr>")
             out.append(f"<div class='scroll'><table class='findings'><thead><tr>{head}</tr></thead>")
-            out.append(f"<tbody>{body}</tbody></table></div>")
+            out.append(f"<tbody>{''.join(body)}</tbody></table></div>")
         elif isinstance(b, Link):
             # Text, not a live link: the page stays one self-contained file.
             out.append(f"<p>{esc(b.text)}: <code>{esc(b.href)}</code>{': ' + esc(b.note) if b.note else ''}</p>")
         else:
-            cls = " class='sortable'" if b.sortable else ""
+            cls = " class='" + " ".join(c for c, on in (("sortable", b.sortable), ("wrap", b.wrap)) if on) + "'"
+            cls = "" if cls == " class=''" else cls
             if b.fold:
                 out.append(f"<details><summary>{esc(b.fold)}</summary>")
             out.append(f"<div class='scroll'><table{cls}><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in b.header))

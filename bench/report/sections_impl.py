@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FormatStrFormatter
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from bench.report.answers import IMPLEMENTATIONS, answer, compile_text
 from bench.report.document import Blocks, Heading, Image, Paragraph, Table
-from bench.report.plotting import new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
+from bench.report.plotting import RATIO_TICKS, new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
 from bench.report.slices import AXIS_NAMES, EXACT_TOL, missing_note, ok_rows, pairs, typical
 
 VARIANT_ORDER = [
@@ -68,8 +68,10 @@ def implementations(df: pd.DataFrame, folder: Path) -> Blocks:
         )
     ax.axhline(1, color="k", lw=0.8)
     ax.set_yscale("log")
+    # Labels on the report's ratio ticks only: minor labels at 0.8, 0.9, 1 ran into each other.
+    ax.yaxis.set_major_locator(FixedLocator(RATIO_TICKS))
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(range(len(variants)), variants, rotation=20)
     ax.set_ylabel("time / packed module time")
     handles = [Line2D([], [], ls="", marker=m, color="0.25", label=model) for model, m in markers.items()]
@@ -125,13 +127,19 @@ def _exact_grid(df: pd.DataFrame, folder: Path) -> Blocks:
     if not grids:
         how = "--varlen padded,packed,exact --batch-size 8,32 --seq-len 32,128"
         return [Paragraph(missing_note("exact, packed and padded runs over several sizes", how))]
-    fig, axes = new_figure(ncols=len(grids), height=3.2)
+    # Two panels a row: four side by side left cell labels too small to read.
+    nrows = (len(grids) + 1) // 2
+    ncols = min(2, len(grids))
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, height=2.6 * nrows + 0.6)
     ratios = [g["median_ms_a"] / g["median_ms_b"] for _, _, g in grids]
     norm = ratio_norm(pd.concat(ratios))
-    for ax, (other, model, g), r in zip(axes[0], grids, ratios, strict=True):
+    panels = axes.ravel().tolist()
+    for ax, (other, model, g), r in zip(panels, grids, ratios, strict=False):
         grid = g.assign(ratio=r).pivot_table(index="seq_len", columns="batch_size", values="ratio")
-        im = ratio_heatmap(ax, grid, norm, f"{model}\nexact / {other}", lambda i, j, v: f"{v:.2f}", fontsize=8)
-    ratio_colorbar(fig, axes[0].tolist(), im, "time ratio (blue: exact faster)")
+        im = ratio_heatmap(ax, grid, norm, f"{model}: exact / {other}", lambda i, j, v: f"{v:.2f}×")
+    for ax in panels[len(grids) :]:
+        ax.set_visible(False)
+    ratio_colorbar(fig, panels[: len(grids)], im, "time ratio (blue: exact faster)")
     file = save(fig, folder, "exact_grid", "Exact padding's time over packed and over padded time")
     first = grids[0][2].iloc[0]
     shape = f"{first['num_layers']}×{'bi' if first['bidirectional'] else 'uni'}"

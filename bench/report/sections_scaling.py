@@ -257,8 +257,8 @@ def depth_direction(df: pd.DataFrame, folder: Path) -> Blocks:
     if ax.get_legend_handles_labels()[0]:  # a partial run may leave no complete group to label
         outside_legend(fig, ax)
     first = rows.iloc[0]
-    shape = f"batch {first['batch_size']}, length {first['seq_len']}, {first['varlen']} input"
-    file = save(fig, folder, "depth_direction", f"What do more layers and both directions cost? ({shape})")
+    shape = f"b{first['batch_size']} L{first['seq_len']} {first['varlen']}"
+    file = save(fig, folder, "depth_direction", f"Cost of depth and direction, {shape}")
     return [Heading(title), Paragraph(said), Image(file, title)]
 
 

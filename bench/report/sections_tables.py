@@ -38,10 +38,9 @@ def _fold(n: int, what: str) -> str:
 
 def summary(df: pd.DataFrame) -> Blocks:
     axes = axis_columns(df)
-    machines = df["machine"].nunique() > 1
     header = [
         *axes,
-        *(["machine"] if machines else []),
+        "machine",
         "status",
         "median_ms",
         "95% CI ms",
@@ -59,7 +58,7 @@ def summary(df: pd.DataFrame) -> Blocks:
         rows.append(
             [
                 *_axis_cells(r, axes),
-                *([r["machine"]] if machines else []),
+                r["machine"],
                 r["status"],
                 _num(r["median_ms"], ".4g"),
                 ci,
@@ -71,9 +70,19 @@ def summary(df: pd.DataFrame) -> Blocks:
                 r["note"] or r["error"],
             ]
         )
-    fixed = [a.name for a in AXES if a.name not in axes]
-    first = df.iloc[0]
-    text = "Every row of the run; the same in all rows: " + ", ".join(f"{a}={first[a]}" for a in fixed) + "."
+    # Columns with one value in every row (the machine, "ok", an empty compile_s) say it once, above.
+    fixed = {a.name: str(df.iloc[0][a.name]) for a in AXES if a.name not in axes}
+    keep = []
+    for k, name in enumerate(header):
+        values = {row[k] for row in rows}
+        if k >= len(axes) and len(values) == 1 and name not in ("median_ms", "95% CI ms", "note"):
+            if values != {""}:
+                fixed[name] = values.pop()
+            continue
+        keep.append(k)
+    header = [header[k] for k in keep]
+    rows = [[row[k] for k in keep] for row in rows]
+    text = "Every row of the run; the same in all rows: " + ", ".join(f"{a}={v}" for a, v in fixed.items()) + "."
     return [Heading("Every case"), Paragraph(text), Table(header, rows, sortable=True, fold=_fold(len(rows), "cases"))]
 
 
@@ -107,8 +116,10 @@ def problems(df: pd.DataFrame) -> Blocks:
                 f"±{half.min():.1%} to ±{half.max():.1%} of the median):"
             )
         )
-        rows = [[*_axis_cells(r, axes), r["machine"], r["note"]] for _, r in noisy.iterrows()]
-        blocks.append(Table([*axes, "machine", "note"], rows, sortable=True, fold=_fold(len(rows), "noisy cases")))
+        machine = ["machine"] if df["machine"].nunique() > 1 else []
+        rows = [[*_axis_cells(r, axes), *(r[m] for m in machine), r["note"]] for _, r in noisy.iterrows()]
+        fold = _fold(len(rows), "noisy cases")
+        blocks.append(Table([*axes, *machine, "note"], rows, sortable=True, fold=fold, wrap=True))
     if not failed.empty:
         blocks.append(Paragraph(f"{len(failed)} case(s) failed:"))
         rows = [[*_axis_cells(r, axes), r["machine"], r["status"], r["error"]] for _, r in failed.iterrows()]
@@ -134,7 +145,8 @@ def environment(df: pd.DataFrame) -> Blocks:
         runs.append((source, facts))
     names = [*cols, "first row", "last row"]
     rows = [[name, *(facts[name] for _, facts in runs)] for name in names]
-    return [Heading("Environment"), Table(["", *(source for source, _ in runs)], rows)]
+    rows = [row for row in rows if any(row[1:])]  # a fact no run recorded (no GPU: no cuda_version)
+    return [Heading("Environment"), Table(["", *(source for source, _ in runs)], rows, wrap=True)]
 
 
 def profiles(df: pd.DataFrame, profiles_dir: Path, report_dir: Path) -> Blocks:
@@ -170,8 +182,11 @@ def pivot(df: pd.DataFrame) -> Blocks:
     rows = rows.assign(variant=rows.apply(variant_label, axis=1), right=is_right(rows))
     if rows.empty or rows["variant"].nunique() < 2:
         return []
-    order = [v for v in ("padded", "packed", "exact") if v in set(rows["variant"])]
+    # Module variants first, then each implementation's padded, packed, exact.
+    known = [f"{v} {impl}".strip() for impl in ("", "compiled", "cells") for v in ("padded", "packed", "exact")]
+    order = [v for v in known if v in set(rows["variant"])]
     order += sorted(set(rows["variant"]) - set(order))
+    machines = rows["machine"].nunique() > 1
     by_set: dict[tuple[str, ...], tuple[list[list[str]], list[list[float | None]]]] = {}
     for shape, g in rows.groupby(list(SHAPE), sort=True):  # numeric sort: batch 1, 8, 32, 128
         if g["variant"].nunique() < 2:
@@ -197,8 +212,8 @@ def pivot(df: pd.DataFrame) -> Blocks:
         )
         present = tuple(v for v in order if v in cells)
         table, shades = by_set.setdefault(present, ([], []))
-        table.append([label, values["machine"], *(cells[v] for v in present)])
-        shades.append([None, None, *(ratios.get(v) for v in present)])
+        table.append([label, *([values["machine"]] if machines else []), *(cells[v] for v in present)])
+        shades.append([None, *([None] if machines else []), *(ratios.get(v) for v in present)])
     if not by_set:
         return []
     blocks: Blocks = [
@@ -210,7 +225,21 @@ def pivot(df: pd.DataFrame) -> Blocks:
             "and beyond. Shapes run with the same variants share a table; rows are sorted by their values."
         ),
     ]
+    lead = 2 if machines else 1
     for present, (table, shades) in sorted(by_set.items(), key=lambda kv: (-len(kv[0]), kv[0])):
         fold = _fold(len(table), "shapes with " + ", ".join(present))
-        blocks.append(Table(["shape", "machine", *present], table, shade=shades, fold=fold))
+        # More than 5 variants: a table per group of 3 columns, each ratio still to the row's best.
+        for start in range(0, len(present), 3 if len(present) > 5 else len(present)):
+            cols = list(range(lead)) + [lead + k for k in range(start, min(start + 3, len(present)))]
+            if len(present) <= 5:
+                cols = list(range(lead + len(present)))
+            header = ["shape", *(["machine"] if machines else []), *present]
+            blocks.append(
+                Table(
+                    [header[c] for c in cols],
+                    [[row[c] for c in cols] for row in table],
+                    shade=[[tone[c] for c in cols] for tone in shades],
+                    fold=fold,
+                )
+            )
     return blocks
