@@ -186,3 +186,55 @@ def test_two_machines_load_together_and_are_compared_case_by_case(tmp_path):
     assert rows and all(r["ratio"] in ("1.50×", "0.67×") for r in rows if r["ratio"])
     assert "AMD EPYC, 2 CPUs" in md and "Intel Xeon (relabelled copy)" in md
     assert "(machines.png)" in section(md, "Across machines")
+
+
+def test_a_case_ratio_ci_combines_both_sides_in_quadrature_on_the_log_scale():
+    from bench.report.answers import case_ratio_ci
+
+    p = pd.DataFrame(
+        {"median_ms_a": [10.0], "ci_low_ms_a": [9.0], "ci_high_ms_a": [11.0],
+         "median_ms_b": [5.0], "ci_low_ms_b": [4.5], "ci_high_ms_b": [5.5]}
+    )  # fmt: skip
+    ratio, low, high = case_ratio_ci(p)
+    assert ratio[0] == pytest.approx(2.0)
+    assert low[0] == pytest.approx(2 * np.exp(-np.hypot(np.log(10 / 9), np.log(5.5 / 5))))
+    assert high[0] == pytest.approx(2 * np.exp(np.hypot(np.log(11 / 10), np.log(5 / 4.5))))
+
+
+def test_a_stratum_interval_is_the_median_of_its_cases_interval_ends(tmp_path):
+    rng = np.random.default_rng(5)
+    outcomes = {}
+    for batch in (4, 8, 16):
+        outcomes[make_case(batch_size=batch)] = 10.0 * batch * rng.lognormal(0, 0.05, 12)
+        outcomes[make_case(batch_size=batch, backend="native")] = 20.0 * batch * rng.lognormal(0, 0.05, 12)
+    df = load_many([factories.write_run(tmp_path / "run.csv", outcomes)])
+    (s,) = answer(df, "native").strata
+    assert s.ci[0] < s.median < s.ci[1]  # samples spread ±5%: the interval has width
+    assert s.ci == (pytest.approx(float(np.median(s.low))), pytest.approx(float(np.median(s.high))))
+
+
+def test_a_slice_is_where_its_axis_varies_even_off_the_preferred_values():
+    from bench.report.slices import typical
+
+    df = load_many(REFERENCE)
+    # Move the thread scan off the preferred implementation; the preferred slice keeps more rows.
+    scan = df["threads"] == 1
+    keys = ["model", "mode", "batch_size", "seq_len"]
+    at_one = df[scan][keys].merge(df, on=keys).index
+    moved = df.copy()
+    moved.loc[df.index.isin(at_one) | scan, "impl"] = "cells"
+    moved = moved.drop_duplicates("case_id")
+    rows = typical(moved[moved["impl"] == "cells"].pipe(lambda d: pd.concat([d, moved[moved["impl"] == "module"]])),
+                   vary=["threads"])  # fmt: skip
+    assert set(rows["threads"]) == {1, 2}
+
+
+def test_findings_read_the_modules_unless_the_question_is_about_implementations(tmp_path):
+    outcomes = {}
+    for batch in (4, 8):
+        for impl, native in (("module", 3.0), ("cells", 1.0)):  # the cell loop never uses oneDNN
+            outcomes[make_case(batch_size=batch, impl=impl)] = [10.0 * batch] * 12
+            outcomes[make_case(batch_size=batch, impl=impl, backend="native")] = [10.0 * batch * native] * 12
+    df = load_many([factories.write_run(tmp_path / "run.csv", outcomes)])
+    (s,) = answer(df, "native").strata
+    assert s.cases == 2 and s.median == pytest.approx(3.0)
