@@ -334,6 +334,11 @@ def _timed(
     def peak(case: Case) -> float:
         return peak_or_nan(peaks, case)
 
+    # Every peak before any round's worker starts: measured lazily, the first peak ran beside the
+    # worker importing torch and read 8 GFLOP/s instead of ~200 (2-vCPU AMD EPYC VM), and every
+    # efficiency of the run was off by as much.
+    for case in todo:
+        peak(case)
     if config.rounds > 1 and not options.isolate:
         executor: Executor = WorkerPerRound(measure_unit, per_round, peak)
     else:  # one round in this process (a quick look), or each unit-round in a child of its own

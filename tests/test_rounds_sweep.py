@@ -114,3 +114,26 @@ def test_interrupt_mid_round_keeps_the_round_and_resume_finishes_the_rest(tmp_pa
     # Resuming measured only the missing rounds: fewer progress lines than the whole sweep's 16.
     assert 0 < done.stderr.count("] round ") <= 16 - kept
     assert not ledger.exists()
+
+
+def test_every_peak_is_measured_before_a_round_worker_starts(tmp_path, rounds_spec, monkeypatch):
+    """A peak measured beside a worker importing torch reads a fraction of the machine."""
+    import bench.peaks
+    import bench.rounds
+    from bench.cli import main
+
+    events: list[str] = []
+    real_peak, real_worker = bench.peaks.peak_gflop_per_s, bench.rounds.RoundWorker.__init__
+
+    def peak(*args, **kwargs):
+        events.append("peak")  # a matmul timed, not a cached value read
+        return real_peak(*args, **kwargs)
+
+    def worker(self, fn):
+        events.append("worker")
+        real_worker(self, fn)
+
+    monkeypatch.setattr(bench.peaks, "peak_gflop_per_s", peak)
+    monkeypatch.setattr(bench.rounds.RoundWorker, "__init__", worker)
+    assert main(["run", "--spec", str(rounds_spec), "--out", str(tmp_path / "r.csv"), "--model", "lstm"]) == 0
+    assert "worker" in events and "peak" not in events[events.index("worker") :]
