@@ -36,7 +36,8 @@ STRATA = ("model", "varlen", "mode", "device", "backend", "lengths", "impl", "dt
 # Tried for pooling in this order: the factors least likely to matter first.
 POOL_ORDER = ("tf32", "dtype", "impl", "backend", "device", "lengths", "mode", "varlen", "model")
 AGREE = 1.10  # strata medians within 10% of each other describe one answer
-SAME = 1.03  # a ratio within 3% of 1 reads as "about the same", whatever its CI
+SAME = 1.03  # a ratio within 3% of 1 is never called faster or slower, whatever its CI
+NEAR = 1.10  # a CI within ±10% of 1 (and not faster or slower) reads as "about the same"
 PACKING = "Packed vs padded"
 IMPLEMENTATIONS = "Implementations and exact padding"
 BACKEND = "Backend: cuDNN/oneDNN vs native kernels"
@@ -164,16 +165,22 @@ class Stratum:
         return text
 
     def state(self) -> str:
-        """faster, slower, about the same, or mixed: each case judged by its own CI and a 3% margin."""
+        """faster, slower, about the same (CI within ±10% of 1), or how many cases are which.
+
+        Each case is judged by its own CI: faster or slower when the CI excludes 1 and the ratio is
+        more than 3% from it; unclear when the CI spans 1 more widely than ±10%."""
         faster = (self.high < 1) & (self.ratio < 1 / SAME)
         slower = (self.low > 1) & (self.ratio > SAME)
-        if faster.all():
-            return "faster"
-        if slower.all():
-            return "slower"
-        if not (faster | slower).any():
-            return "about the same"
-        return f"faster in {int(faster.sum())} of {self.cases} cases, slower in {int(slower.sum())}"
+        same = ~faster & ~slower & (self.low >= 1 / NEAR) & (self.high <= NEAR)
+        unclear = ~faster & ~slower & ~same
+        for name, which in (("faster", faster), ("slower", slower), ("about the same", same)):
+            if which.all():
+                return name
+        if unclear.all():
+            return "unclear (each case's CI spans 1)"
+        counts = [(name, int(which.sum())) for name, which in
+                  (("faster", faster), ("slower", slower), ("about the same", same), ("unclear", unclear))]  # fmt: skip
+        return ", ".join(f"{name} in {n}" for name, n in counts if n) + f" of {self.cases} cases"
 
     def sentence(self) -> str:
         lo, hi = self.ci
@@ -257,7 +264,7 @@ class Answer:
         for s in self.strata:
             by_state.setdefault(s.state(), []).append(s.label())
         for state, labels in by_state.items():
-            who = f"{self.subject} {state}" if state != "about the same" else "about the same"
+            who = f"{self.subject} {state}" if not state.startswith(("about", "unclear")) else state
             said.append(who if len(self.strata) == 1 else f"{who} for {', '.join(labels)}")
         return "; ".join(said)
 
