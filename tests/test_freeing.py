@@ -109,7 +109,8 @@ def test_the_against_worker_frees_a_case_before_building_the_next(no_gc, built):
 def test_compiled_case_is_freed(no_gc, built):
     pytest.importorskip("torch._dynamo")
     outcome = runner.run_case(make_case(impl="compiled"), FAST, math.nan)
-    assert isinstance(outcome, Measured | Failed)  # compiling may be unsupported here; freeing is the point
+    # This machine compiles (torch 2.13 CPU with a C++ compiler): a failure here is a failure.
+    assert isinstance(outcome, Measured), outcome
     assert built[0]() is None
 
 

@@ -117,3 +117,23 @@ def test_a_fast_variant_at_max_samples_does_not_cut_the_slow_ones_short():
     (_, fast), (_, slow) = results
     assert len(fast.phases["fwd"]) == 40  # capped
     assert len(slow.phases["fwd"]) >= 6 and rounds >= MIN_TURNS
+
+
+class LoggingWork(StubWork):
+    """A stub whose every run leaves its name in a shared log."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__(0.001)
+        self.phases = [("fwd", lambda: (log.append(name), time.sleep(0.001)))]
+
+
+def test_side_by_side_reverses_the_order_every_turn():
+    """A B C, C B A, A B C, ...: drift in one direction hits every variant alike."""
+    from bench.variants import measure_together
+
+    log: list[str] = []
+    config = TimerConfig(min_samples=6, max_samples=400, budget_s=0.06, warmup_runs=1, warmup_s=0.0)
+    measure_together([LoggingWork(n, log) for n in "ABC"], config)
+    turns = [name for k, name in enumerate(log) if k == 0 or log[k - 1] != name]  # one entry per block
+    measured = turns[3:]  # after the warm-up's A B C
+    assert measured[:7] == list("ABCBABC"), measured[:12]  # C's two blocks in a row read as one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def mixtures(draw: st.DrawFn) -> pd.DataFrame:
     keep = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
     rows = RUN.iloc[sorted(keep)].copy()
     for i in draw(st.lists(st.sampled_from(range(len(rows))), max_size=8)):
-        rows.iloc[i, rows.columns.get_loc("host")] = draw(st.sampled_from(["other", "third"]))
+        rows.iloc[i, rows.columns.get_loc("cpu_model")] = draw(st.sampled_from(["Other CPU", "Third CPU"]))
     for i in draw(st.lists(st.sampled_from(range(len(rows))), max_size=5)):
         status = draw(st.sampled_from(["error", "oom", "unsupported"]))
         rows.iloc[i, rows.columns.get_loc("status")] = status
@@ -40,13 +41,21 @@ def test_report_renders_any_mixture_of_machines_series_and_failures(tmp_path_fac
     rows.to_csv(run, index=False)
     shutil.copy(REFERENCE.with_name("default-cpu.samples.csv"), folder / "run.samples.csv")
     md, page = build_report([run], folder / "report")
-    assert md.read_text().startswith("# rnnbench report") and page.stat().st_size > 0
+    text = md.read_text()
+    assert text.startswith("# rnnbench report") and page.stat().st_size > 0
+    ok = int((rows["status"] == "ok").sum())
+    assert f"{len(rows)} cases ({ok} ok)" in text  # every row counted, failures apart
+    assert "nan×" not in text and "nan%" not in text and "Traceback" not in text
+    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", text):
+        assert (folder / "report" / image).is_file(), image  # every figure it names was drawn
+    if ok < len(rows):
+        assert f"{len(rows) - ok} case(s) failed:" in text
 
 
 def test_one_row_from_another_host_first_in_a_series(tmp_path):
     """The case the property test found first: the scaling sentence's series was empty."""
     rows = RUN.copy()
-    rows.loc[rows.index[0], "host"] = "other"
+    rows.loc[rows.index[0], "cpu_model"] = "Other CPU"
     rows.to_csv(tmp_path / "run.csv", index=False)
     shutil.copy(REFERENCE.with_name("default-cpu.samples.csv"), tmp_path / "run.samples.csv")
     md, _ = build_report([tmp_path / "run.csv"], tmp_path / "report")

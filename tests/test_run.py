@@ -10,7 +10,7 @@ import pytest
 from factories import raw_rows
 
 from bench.cli import main
-from bench.results import COLUMNS, SCHEMA_VERSION
+from bench.results import COLUMNS, SCHEMA_VERSION, run_paths
 
 
 def run_tiny(tmp_path, tiny_spec, *extra):
@@ -67,6 +67,19 @@ def test_resume_runs_only_what_is_missing(tmp_path, tiny_spec):
     assert len(rows) == 8 and len({r["case_id"] for r in rows}) == 8
     assert rows[:4] == first  # finished rows untouched
     assert {r["run_id"] for r in rows} == {first[0]["run_id"]}
+
+
+def test_resume_cuts_a_torn_samples_line_instead_of_keeping_a_wrong_value(tmp_path, tiny_spec):
+    out = tmp_path / "run.csv"
+    assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--model", "lstm"]) == 0
+    samples = run_paths(out)[0]
+    lines = samples.read_text().splitlines(keepends=True)
+    original = set(lines[1:])
+    # A hard kill mid-number: "...,0.123456" left as "...,0.123", still a number, a wrong one.
+    samples.write_text("".join(lines[:-1]) + lines[-1].rstrip("\n")[:-3])
+    assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--resume"]) == 0
+    kept = [line for line in samples.read_text().splitlines(keepends=True)[1:] if line.startswith("lstm")]
+    assert set(kept) <= original and len(kept) == len(original) - 1  # the torn sample is gone, not altered
 
 
 def test_existing_output_is_not_overwritten(tmp_path, tiny_spec, capsys):
@@ -136,7 +149,25 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monke
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message given where CUDA is missing")
 def test_cuda_without_gpu_exits_2(capsys):
     assert main(["run", "--device", "cuda", "--list"]) == 2
-    assert "cuda" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "--device: 'cuda' was asked for but torch.cuda.is_available() is False here" in err
+
+
+def test_a_dtype_the_device_cannot_run_is_one_line_and_exit_2(tmp_path, tiny_spec, monkeypatch, capsys):
+    import bench.workload
+
+    # A CPU without fast float16 kernels, as many are; the refusal must name dtype, device and why.
+    def no_half(device: str, dtype: str) -> str | None:
+        return "\"addmm_impl_cpu_\" not implemented for 'Half'" if dtype == "float16" else None
+
+    monkeypatch.setattr(bench.workload, "dtype_supported", no_half)
+    out = tmp_path / "half.csv"
+    assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--dtype", "float16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "--dtype: float16 does not run on cpu here (\"addmm_impl_cpu_\" not implemented for 'Half')" in err
+    assert not out.exists() or out.stat().st_size == 0  # nothing measured
 
 
 @pytest.mark.cuda

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from bench.stats import median_ci, summarize
 from bench.timer import TimerConfig, measure
@@ -26,7 +25,10 @@ def test_median_ci_matches_binomial_order_statistics_and_covers():
     # n=10: P(Binom(10, .5) <= 1) = 0.0107 < 0.025 <= P(<= 2): ranks 2 and 9.
     x = np.arange(1.0, 11.0)
     assert median_ci(x) == (2.0, 9.0)
-    assert sps.binom.cdf(1, 10, 0.5) < 0.025
+    # By hand: P(Binom(30, .5) <= 9) = 0.0214 < 0.025 <= P(<= 10) = 0.0494, so ranks 10 and 21;
+    # P(Binom(100, .5) <= 39) = 0.0176 < 0.025 <= P(<= 40) = 0.0284, so ranks 40 and 61.
+    assert median_ci(np.arange(1.0, 31.0)) == (10.0, 21.0)
+    assert median_ci(np.arange(1.0, 101.0)) == (40.0, 61.0)
 
 
 def test_median_ci_with_few_samples_is_the_range():

@@ -168,7 +168,10 @@ def test_flop_counter_agrees_with_the_suites_formulas(model, layers, dirs, impl)
     with kernel_settings("cpu", "native", tf32=False):
         assert counted_gflop(lambda: net(tokens, lengths)) == pytest.approx(expected)
         trained = counted_gflop(lambda: net(tokens, lengths)[0].sum().backward())
-    assert trained == pytest.approx(training_flops(expected * 1e9) / 1e9, rel=0.25)
+    # Backward is counted at most twice the forward; the counter finds 0.968-0.977 of 3x the forward
+    # for these shapes (some gradients are never formed), within 5% of the formula the suite uses.
+    formula = training_flops(expected * 1e9) / 1e9
+    assert 0.95 * formula <= trained <= formula
 
 
 def test_user_models_shard_like_the_suites(tmp_path, models, capsys):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from factories import make_case
 
 from bench.cli import main
@@ -34,3 +36,13 @@ def test_validate_command_reports_every_case(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code in (0, 1)  # agreement depends on the machine; the report must be there either way
     assert TINY.case_id in out and "worst |ratio - 1|" in out and "per-sample timer overhead" in out
+
+
+@pytest.mark.parametrize(("ratio", "code", "verdict"), [(1.049, 0, "agree"), (0.951, 0, "agree"),
+                                                        (1.051, 1, "DISAGREE"), (0.94, 1, "DISAGREE")])  # fmt: skip
+def test_validate_fails_beyond_the_5_percent_the_readme_promises(ratio, code, verdict, monkeypatch, capsys):
+    monkeypatch.setattr(validate, "validation_cases", lambda device, threads: [TINY])
+    monkeypatch.setattr(validate, "timer_overhead_us", lambda cuda: 1.0)
+    monkeypatch.setattr(validate, "compare_case", lambda case: (1.0, 1.0, ratio, 1.0, 1.0))
+    assert main(["validate", "--device", "cpu"]) == code
+    assert f"the two timers {verdict} (limit 5%)" in capsys.readouterr().out
