@@ -14,6 +14,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from marked_block import rewrite  # noqa: E402
 
 from bench.report.document import Document, to_markdown  # noqa: E402
 from bench.report.findings import findings  # noqa: E402
@@ -33,18 +36,8 @@ def block() -> str:
 
 
 def main(argv: list[str]) -> int:
-    readme = REPO / "README.md"
-    text = readme.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{block()}\n{END}{tail}"
-    if "--check" in argv:
-        if new != text:
-            print("README.md: the findings block is stale; run python scripts/readme_findings.py", file=sys.stderr)
-            return 1
-        return 0
-    readme.write_text(new, encoding="utf-8")
-    return 0
+    how = "python scripts/readme_findings.py"
+    return rewrite(REPO / "README.md", START, END, block(), "--check" in argv, how)
 
 
 if __name__ == "__main__":

@@ -98,17 +98,11 @@ def doc_table() -> str:
 
 def main(argv: list[str]) -> int:
     if "--write" in argv or "--check" in argv:
-        text = DOC.read_text(encoding="utf-8")
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        new = f"{head}{START}\n{doc_table()}\n{END}{tail}"
-        if "--check" in argv:
-            if new != text:
-                print(f"{DOC.name}: the coverage table is stale; run python scripts/rounds_coverage.py --write")
-                return 1
-            return 0
-        DOC.write_text(new, encoding="utf-8")
-        return 0
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from marked_block import rewrite
+
+        how = "python scripts/rounds_coverage.py --write"
+        return rewrite(DOC, START, END, doc_table(), "--check" in argv, how)
     print(f"{'rounds':>6} {'between sd':>10}  {'interval':<36} {'covers centre':>13} {'rerun inside':>12}")
     for rounds in (3, 5, 10):
         for between in (0.0, 0.05):

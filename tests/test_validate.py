@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from factories import make_case
 
 from bench.cli import main
