@@ -8,10 +8,11 @@ rules keep an answer honest:
   reference beyond ``EXACT_TOL`` is left out, and the answer says how many were: a fast
   wrong result answers nothing. Pairs whose final states are off (padding read as input)
   are kept, and counted in the answer.
-- **Unlike cases are never pooled.** Pairs are grouped by every factor known to change the
-  ratio (``STRATA``: model, input path, mode, device, kernels, lengths, implementation,
-  dtype). A factor is pooled over only where, in every group, the medians at each of its
-  values lie within ``AGREE`` of each other; otherwise each stratum is given on its own.
+- **Unlike cases are never pooled.** The factors known to change a ratio (``STRATA``: model,
+  input path, mode, device, kernels, lengths, implementation, dtype, TF32) cut the pairs into
+  finest cells; a set of pairs is one stratum only where its cells' medians lie within
+  ``AGREE`` of each other, and is otherwise split, top down, by the factor that matters
+  (``pooled``).
 - **Two intervals, named apart.** A stratum's number is the median of its cases' ratios.
   Its *measurement* 95% CI runs from the median of the cases' lower CI ends to the median
   of their upper ends: the median is monotone in every case, so if each case's ratio lies
@@ -33,8 +34,8 @@ from bench.report.slices import EXACT_TOL, ok_rows, pairs, short_label
 
 # Factors known to change a time ratio; a stratum agrees on all of those present.
 STRATA = ("model", "varlen", "mode", "device", "backend", "lengths", "impl", "dtype", "tf32")
-# Tried for pooling in this order: the factors least likely to matter first.
-POOL_ORDER = ("tf32", "dtype", "impl", "backend", "device", "lengths", "mode", "varlen", "model")
+# Split on in this order where two factors part the cases equally well: the ones most likely to matter first.
+SPLIT_ORDER = ("model", "varlen", "mode", "backend", "device", "lengths", "impl", "dtype", "tf32")
 AGREE = 1.10  # strata medians within 10% of each other describe one answer
 SAME = 1.03  # a ratio within 3% of 1 is never called faster or slower, whatever its CI
 NEAR = 1.10  # a CI within ±10% of 1 (and not faster or slower) reads as "about the same"
@@ -314,28 +315,38 @@ def _agree(medians: Sequence[float]) -> bool:
     return max(medians) / min(medians) <= AGREE
 
 
+def _cells(g: pd.DataFrame, factors: list[str]) -> list[float]:
+    """The median ratio of each finest cell: pairs equal in every factor."""
+    if not factors:
+        return [float(g["ratio"].median())]
+    return [float(v) for v in g.groupby(factors)["ratio"].median()]
+
+
 def pooled(p: pd.DataFrame, factors: Sequence[str]) -> list[tuple[dict[str, object], pd.DataFrame]]:
-    """``p`` (with a ``ratio`` column) cut into strata: first by every factor present that varies,
-    then, factor by factor (``POOL_ORDER``), strata that differ in that factor alone are merged
-    where their medians agree within ``AGREE``: packed GRU/LSTM may pool its modes while
-    exact GRU/LSTM keeps them apart."""
-    kept = [f for f in factors if f in p.columns and p[f].nunique() > 1]
-    if not kept:
-        return [({}, p)]
-    parts = [(dict(zip(kept, k if isinstance(k, tuple) else (k,), strict=True)), g) for k, g in p.groupby(kept)]
-    for f in [f for f in POOL_ORDER if f in kept]:
-        groups: dict[tuple, list[tuple[dict[str, object], pd.DataFrame]]] = {}
-        for where, g in parts:
-            rest = tuple((k, v) for k, v in where.items() if k != f)
-            groups.setdefault((f in where, rest), []).append((where, g))
-        parts = []
-        for (has_f, rest), members in groups.items():
-            if has_f and len(members) > 1 and _agree([float(g["ratio"].median()) for _, g in members]):
-                parts.append((dict(rest), pd.concat([g for _, g in members])))
-            else:
-                parts += members
+    """``p`` (with a ``ratio`` column) cut into strata, top down: a set of pairs stays one stratum
+    when the medians of its finest cells (pairs equal in every factor) agree within ``AGREE``;
+    otherwise it is split by the factor that leaves its parts most alike (ties: ``SPLIT_ORDER``),
+    and each part is judged the same way. So packed GRU/LSTM may stay one stratum over both modes
+    while exact GRU/LSTM is split by mode, and every label names only the factors that matter."""
+    kept = [f for f in SPLIT_ORDER if f in factors and f in p.columns and p[f].nunique() > 1]
+
+    def split(g: pd.DataFrame, where: dict[str, object]) -> list[tuple[dict[str, object], pd.DataFrame]]:
+        free = [f for f in kept if f not in where and g[f].nunique() > 1]
+        if not free or _agree(_cells(g, free)):
+            return [(where, g)]
+
+        def spread(f: str) -> float:  # the worst disagreement left inside a part after splitting by f
+            rest = [x for x in free if x != f]
+            return max(max(c) / min(c) for c in (_cells(h, rest) for _, h in g.groupby(f)))
+
+        f = min(free, key=spread)  # min() keeps the first of equals: SPLIT_ORDER breaks ties
+        return [part for value, h in g.groupby(f, sort=True) for part in split(h, where | {f: value})]
+
+    parts = split(p, {})
     order = {f: i for i, f in enumerate(kept)}
-    return sorted(parts, key=lambda wg: [(order[k], str(v)) for k, v in wg[0].items()])
+    return sorted(
+        parts, key=lambda wg: [(order[k], str(v)) for k, v in sorted(wg[0].items(), key=lambda kv: order[kv[0]])]
+    )
 
 
 def strata(p: pd.DataFrame, factors: Sequence[str]) -> list[Stratum]:
@@ -344,7 +355,7 @@ def strata(p: pd.DataFrame, factors: Sequence[str]) -> list[Stratum]:
     p = p.assign(ratio=ratio, low=low, high=high, _name=_case_names(p))
     return [
         Stratum(
-            where=tuple(where.items()),
+            where=tuple(sorted(where.items(), key=lambda kv: SPLIT_ORDER.index(kv[0]))),
             ratio=g["ratio"].to_numpy(),
             low=g["low"].to_numpy(),
             high=g["high"].to_numpy(),
@@ -394,11 +405,14 @@ def answer(df: pd.DataFrame, key: str) -> Answer:
         controlled = rows["lengths"].str.startswith("pad:")
         result.matrix = padding_matrix(rows[controlled])
         rows = rows[~controlled]
-    for a, b in sides(q, rows):
+    compared = sides(q, rows)
+    for a, b in compared:
         if q.key == "threads":
             result.subject, result.label = f"{a} threads", f"time at {a} threads / at 1 thread"
         if q.key == "machine":
-            result.subject, result.label = str(a), f"time on {a} / on {b}"
+            one = len(compared) == 1
+            result.subject = str(a) if one else "the machine"
+            result.label = f"time on {a} / on {b}" if one else f"time on each machine / on {b}"
         p = pairs(rows, q.axis, a, b, ignore=q.ignore)
         if p.empty:
             result.unpaired = result.unpaired or {a, b} <= set(rows[q.axis])
@@ -409,7 +423,11 @@ def answer(df: pd.DataFrame, key: str) -> Answer:
             result.left_out[shape] = result.left_out.get(shape, 0) + 1
         p = p[~wrong]
         if not p.empty:
-            result.strata += strata(p, [f for f in STRATA if f != q.axis])
+            found = strata(p, [f for f in STRATA if f != q.axis])
+            if q.key == "machine" and len(compared) > 1:  # several machines, each against the first
+                for s in found:
+                    s.where = (("machine", a), *s.where)
+            result.strata += found
     return result
 
 

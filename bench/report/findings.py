@@ -80,10 +80,11 @@ def findings(df: pd.DataFrame) -> Blocks:
     table.append(row)
     sections.append(answers.PRECISION)
     note = (
-        "Each ratio is a median over the cases compared, which agree on every factor known to change it (model, "
-        "input path, mode, device, kernels, lengths, implementation, dtype, TF32; a factor is pooled only where "
-        "the ratio agrees across it within 10%). The measurement CI comes from the cases' own intervals; the "
-        "spread is how far the cases lie apart. Pairs with wrong outputs are left out."
+        "Each ratio is a median over the cases compared. Cases are pooled only where the ratio agrees within 10% "
+        "across every factor known to change it (model, input path, mode, device, kernels, lengths, "
+        "implementation, dtype, TF32); otherwise they are split by the factor that matters. The measurement "
+        "CI comes from the cases' own intervals; the spread is how far the cases lie apart. Pairs with wrong "
+        "outputs are left out."
     )
     return [
         Heading(TITLE),
