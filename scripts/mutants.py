@@ -3,10 +3,12 @@
     python scripts/mutants.py            # every mutant, each alone on a scratch copy
     python scripts/mutants.py stats      # only mutants whose name contains "stats"
 
-A mutant is one exact text replacement in one file. Each is applied alone to a scratch
-copy of the checkout (``git ls-files``, so uncommitted edits count), the named test files
-run there with ``-x``, and the mutant is *killed* if they fail. The script exits 1 if any
-mutant survives, or if a replacement no longer matches the code (update it with the code).
+A mutant is one exact text replacement in one file. First the named test files run on an
+unmutated scratch copy and must pass. Then each mutant is applied alone to a scratch copy of
+the checkout (``git ls-files``, so uncommitted edits count), the named test files run there
+with ``-x``, and the mutant is *killed* if a test fails (pytest exit 1; any other exit is an
+error, not a kill). The script exits 1 if any mutant survives, errs, or no longer matches the
+code (update it with the code).
 See docs/contributing.md, "Tests that bite".
 """
 
@@ -162,7 +164,9 @@ def run_one(m: Mutant) -> tuple[str, float, str]:
         failed = [line for line in done.stdout.splitlines() if line.startswith("FAILED ")]
         if done.returncode == 0:
             return "SURVIVED", took, "every test passed"
-        return "killed", took, failed[0][len("FAILED ") :].split(" - ")[0] if failed else f"exit {done.returncode}"
+        if done.returncode != 1 or not failed:  # 2: collection error, 4: no such test file, ...
+            return "ERROR", took, f"pytest exit {done.returncode}, no failing test: {done.stdout.strip()[-200:]}"
+        return "killed", took, failed[0][len("FAILED ") :].split(" - ")[0]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -171,6 +175,25 @@ def main(argv: list[str]) -> int:
     chosen = [m for m in MUTANTS if not argv or any(a in m.name for a in argv)]
     if not chosen:
         print(f"no mutant named like {' '.join(argv)!r}", file=sys.stderr)
+        return 2
+    # The named tests must pass on the code as it is: else a "kill" could be the machine's doing.
+    folder = scratch_copy()
+    try:
+        files = sorted({t for m in chosen for t in m.tests})
+        env = os.environ | {"PYTHONPATH": str(folder)}
+        base = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *files],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if base.returncode != 0:
+        print(
+            f"the named tests fail without any mutant (pytest exit {base.returncode}): fix that first", file=sys.stderr
+        )
         return 2
     bad = 0
     start = time.perf_counter()

@@ -238,3 +238,69 @@ def test_findings_read_the_modules_unless_the_question_is_about_implementations(
     df = load_many([factories.write_run(tmp_path / "run.csv", outcomes)])
     (s,) = answer(df, "native").strata
     assert s.cases == 2 and s.median == pytest.approx(3.0)
+
+
+def test_cpu_vs_gpu_is_given_per_cpu_machine_never_pooled(tmp_path):
+    gpu = [make_case(device="cuda", batch_size=b) for b in (4, 8)]
+    cpu = [make_case(batch_size=b) for b in (4, 8)]
+    runs = [factories.synthetic_run(tmp_path / "gpu.csv", gpu, gpu_name="H200")]
+    for name, factor in (("fast", 1.0), ("slow", 3.0)):
+        path = factories.synthetic_run(tmp_path / f"{name}.csv", cpu, cpu_model=f"{name} CPU")
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        for col in ("median_ms", "ci_low_ms", "ci_high_ms"):
+            df[col] = (df[col].astype(float) * factor).map(lambda v: f"{v:.6g}")
+        df.to_csv(path, index=False)
+        runs.append(path)
+    found = answer(load_many(runs), "device")
+    assert sorted(s.label() for s in found.strata) == ["fast CPU on h", "slow CPU on h"]
+    assert sorted(s.median for s in found.strata) == [pytest.approx(0.1 / 3, rel=0.03), pytest.approx(0.1, rel=0.03)]
+
+
+def test_old_files_of_two_hosts_without_cpu_counts_are_two_machines(tmp_path):
+    paths = []
+    for host in ("alpha", "beta"):
+        path = factories.write_run(tmp_path / f"{host}.csv", {make_case(): [1.0] * 8}, host=host)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns=["cpu_count", "mem_gib"])
+        df.assign(schema_version="3").to_csv(path, index=False)
+        paths.append(path)
+    assert sorted(load_many(paths)["machine"]) == ["test cpu on alpha", "test cpu on beta"]
+
+
+def test_a_padding_row_whose_cells_all_split_is_left_out_not_a_crash(tmp_path):
+    cases = [make_case(varlen=v, lengths=f, dtype=d) for v in ("padded", "packed")
+             for f in ("pad:0.25", "pad:0.5") for d in ("float32", "bfloat16")]  # fmt: skip
+    run = factories.synthetic_run(tmp_path / "run.csv", cases)
+    df = pd.read_csv(run, dtype=str, keep_default_na=False)
+    slow = (df["varlen"] == "packed") & (df["dtype"] == "bfloat16")  # the dtypes disagree at every fraction
+    for col in ("median_ms", "ci_low_ms", "ci_high_ms"):
+        df.loc[slow, col] = (df.loc[slow, col].astype(float) * 1.6).map(lambda v: f"{v:.6g}")
+    df.to_csv(run, index=False)
+    md = report_md([run], tmp_path / "rep")
+    assert "| lstm inference |" not in section(md, "Key findings")  # no empty matrix row
+
+
+def test_a_stratum_with_cases_lacking_a_ci_says_so_instead_of_nan(tmp_path):
+    outcomes = {}
+    for batch in (4, 8, 16):
+        outcomes[make_case(batch_size=batch)] = [10.0 * batch] * 8
+        outcomes[make_case(batch_size=batch, backend="native")] = [20.0 * batch] * 8
+    run = factories.write_run(tmp_path / "run.csv", outcomes)
+    df = pd.read_csv(run, dtype=str, keep_default_na=False)
+    df.loc[0, ["ci_low_ms", "ci_high_ms"]] = ["", ""]
+    df.to_csv(run, index=False)
+    md = report_md([run], tmp_path / "rep")
+    assert "nan" not in section(md, "Key findings") and "(1 case(s) without a CI)" in md
+
+
+def test_code_spans_from_csv_text_cannot_smuggle_html_into_markdown(tmp_path):
+    from bench.report.document import md_inline
+
+    assert "<script>" not in md_inline("Evil`\n\n<script>alert(1)</script>\n\n`CPU")
+    assert md_inline("add `--threads 1,2` to it") == "add `--threads 1,2` to it"
+    assert "|" not in md_inline("a `x|y` b").replace("\\|", "")
+
+
+def test_compile_answer_is_in_its_section_even_without_packed_rows(tmp_path):
+    cases = [make_case(impl=i, batch_size=b) for i in ("module", "compiled") for b in (4, 8)]
+    run = factories.synthetic_run(tmp_path / "run.csv", cases)
+    check_report([run], tmp_path / "rep")

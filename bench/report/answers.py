@@ -23,6 +23,7 @@ rules keep an answer honest:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,9 +34,9 @@ from bench.report.document import Blocks, Paragraph, Table
 from bench.report.slices import EXACT_TOL, ok_rows, pairs, short_label
 
 # Factors known to change a time ratio; a stratum agrees on all of those present.
-STRATA = ("model", "varlen", "mode", "device", "backend", "lengths", "impl", "dtype", "tf32")
+STRATA = ("machine", "model", "varlen", "mode", "device", "backend", "lengths", "impl", "dtype", "tf32")
 # Split on in this order where two factors part the cases equally well: the ones most likely to matter first.
-SPLIT_ORDER = ("model", "varlen", "mode", "backend", "device", "lengths", "impl", "dtype", "tf32")
+SPLIT_ORDER = ("machine", "model", "varlen", "mode", "backend", "device", "lengths", "impl", "dtype", "tf32")
 AGREE = 1.10  # strata medians within 10% of each other describe one answer
 SAME = 1.03  # a ratio within 3% of 1 is never called faster or slower, whatever its CI
 NEAR = 1.10  # a CI within ±10% of 1 (and not faster or slower) reads as "about the same"
@@ -142,7 +143,11 @@ class Stratum:
 
     @property
     def ci(self) -> tuple[float, float]:
-        return float(np.median(self.low)), float(np.median(self.high))
+        """Median of the cases' CI ends, over the cases that have a CI (NaN where none has)."""
+        known = np.isfinite(self.low) & np.isfinite(self.high)
+        if not known.any():
+            return math.nan, math.nan
+        return float(np.median(self.low[known])), float(np.median(self.high[known]))
 
     def label(self) -> str:
         return " · ".join(_value_text(k, v) for k, v in self.where) or "all cases"
@@ -152,7 +157,10 @@ class Stratum:
 
     def ci_text(self) -> str:
         lo, hi = self.ci
-        return f"{lo:.2f}–{hi:.2f}"
+        if math.isnan(lo):
+            return "n/a (no CI recorded)"
+        missing = int((~(np.isfinite(self.low) & np.isfinite(self.high))).sum())
+        return f"{lo:.2f}–{hi:.2f}" + (f" ({missing} case(s) without a CI)" if missing else "")
 
     def spread_text(self) -> str:
         if self.cases == 1:
@@ -184,8 +192,7 @@ class Stratum:
         return ", ".join(f"{name} in {n}" for name, n in counts if n) + f" of {self.cases} cases"
 
     def sentence(self) -> str:
-        lo, hi = self.ci
-        text = f"{self.ratio_text()} (measurement 95% CI {lo:.2f}–{hi:.2f}; {self.spread_text()})"
+        text = f"{self.ratio_text()} (measurement 95% CI {self.ci_text()}; {self.spread_text()})"
         if self.noisy:
             text += f", {self.noisy} with a noisy side"
         return text
@@ -380,10 +387,14 @@ def main_rows(rows: pd.DataFrame, q: Question) -> pd.DataFrame:
 
 def sides(q: Question, rows: pd.DataFrame) -> list[tuple[object, object]]:
     """The (a, b) value pairs a question compares in this data."""
-    if q.key == "threads":
+    if q.key == "threads":  # each machine's most threads against its 1 (machines may differ in cores)
         cpu = rows[rows["device"] == "cpu"]
-        most = int(cpu["threads"].max()) if not cpu.empty else 0
-        return [(most, 1)] if most > 1 and (cpu["threads"] == 1).any() else []
+        most = {
+            int(g["threads"].max())
+            for _, g in cpu.groupby("machine")
+            if (g["threads"] == 1).any() and g["threads"].max() > 1
+        }
+        return [(t, 1) for t in sorted(most)]
     if q.key == "machine":
         machines = sorted(rows["machine"].unique())
         return [(m, machines[0]) for m in machines[1:]]
@@ -408,12 +419,16 @@ def answer(df: pd.DataFrame, key: str) -> Answer:
     compared = sides(q, rows)
     for a, b in compared:
         if q.key == "threads":
-            result.subject, result.label = f"{a} threads", f"time at {a} threads / at 1 thread"
+            one = len(compared) == 1
+            result.subject = f"{a} threads" if one else "more threads"
+            result.label = f"time at {a} threads / at 1 thread" if one else "time at most threads / at 1 thread"
         if q.key == "machine":
             one = len(compared) == 1
             result.subject = str(a) if one else "the machine"
             result.label = f"time on {a} / on {b}" if one else f"time on each machine / on {b}"
         p = pairs(rows, q.axis, a, b, ignore=q.ignore)
+        if q.key == "device" and not p.empty:  # each GPU case against each CPU machine: never pooled blind
+            p = p.assign(machine=p["machine_b"])
         if p.empty:
             result.unpaired = result.unpaired or {a, b} <= set(rows[q.axis])
             continue
@@ -448,7 +463,8 @@ def padding_matrix(rows: pd.DataFrame) -> PaddingMatrix | None:
             cells[(row, fraction)] = found[0]
     if not cells:
         return None
-    return PaddingMatrix(sorted(p["row"].unique()), sorted(p["fraction"].unique()), cells)
+    # A row whose cells all split (unlike shapes at one fraction) is left to the strata: never an empty row.
+    return PaddingMatrix(sorted({row for row, _ in cells}), sorted({f for _, f in cells}), cells)
 
 
 def precision(df: pd.DataFrame) -> tuple[str, list[str]]:

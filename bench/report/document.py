@@ -99,8 +99,12 @@ def _code_spans(text: str) -> list[tuple[str, bool]]:
 
 
 def md_inline(text: str) -> str:
-    """Report prose for Markdown: `flag` spans as code, everything else escaped."""
-    return "".join(f"`{piece}`" if code else md_text(piece) for piece, code in _code_spans(text))
+    """Report prose for Markdown: `flag` spans as code, everything else escaped. A span that could
+    end a code span's safety (a line break: raw HTML after it; a pipe: a table cell) is escaped text."""
+    return "".join(
+        f"`{piece}`" if code and not any(ch in piece for ch in "\n\r|<>") else md_text(piece)
+        for piece, code in _code_spans(text)
+    )
 
 
 def html_inline(text: str) -> str:

@@ -15,16 +15,16 @@ from bench.results import read_json, read_results, run_paths
 
 
 def machine_label(row: pd.Series) -> str:
-    """What a machine is, not what it is called: the GPU for CUDA rows; the CPU model, its
-    logical CPUs and memory for CPU rows (host names repeat: every VM here is ``vm``)."""
+    """What a machine is, not what it is called: the GPU for CUDA rows; the CPU model and its
+    logical CPUs for CPU rows (host names repeat: every VM here is ``vm``). Memory is left out,
+    so that rows from before schema 4 (no mem_gib) name the same machine alike; rows without
+    even a CPU count (older files without their run JSON) fall back to the host."""
     if row["device"] == "cuda" and row["gpu_name"]:
         return row["gpu_name"]
-    parts = [row["cpu_model"] or f"{row['device']} on {row['host']}".strip()]
+    model = row["cpu_model"] or row["device"]
     if row["cpu_count"]:
-        parts.append(f"{row['cpu_count']} CPUs")
-    if row["mem_gib"]:
-        parts.append(f"{row['mem_gib']} GiB")
-    return ", ".join(parts)
+        return f"{model}, {row['cpu_count']} CPUs"
+    return f"{model} on {row['host']}" if row["host"] else model
 
 
 def _read(path: Path) -> pd.DataFrame:
