@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # pandas is imported by the readers alone: see _pandas()
 #      Samples gain a round column. Older rows were one round (one process): rounds is filled
 #      in as 1 for their time rows, and their CI covers that one process only.
 #   4: the machine's identity beside cpu_model: cpu_count (logical CPUs the OS shows) and
-#      mem_gib (its memory), so that two machines never share a label in a report. Older
+#      mem_gib (its memory), so that a report names machines by what they are. Older
 #      rows have them empty (a report fills cpu_count from the run JSON where it has it).
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
@@ -175,7 +175,7 @@ class Row:
     timestamp: str = ""
     host: str = ""
     cpu_model: str = ""
-    cpu_count: str = ""  # logical CPUs; with mem_gib and cpu_model, what names the machine
+    cpu_count: str = ""  # logical CPUs; with cpu_model, what names the machine in a report
     mem_gib: str = ""
     gpu_name: str = ""
     torch_version: str = ""
