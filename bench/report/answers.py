@@ -102,6 +102,16 @@ def case_ratio_ci(p: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ratio, ratio * np.exp(-down.to_numpy(dtype=float)), ratio * np.exp(up.to_numpy(dtype=float))
 
 
+def is_faster(ratio, high):
+    """Time ratio(s) that say "faster": the CI below 1 and the ratio more than 3% under it.
+    The one rule for every verdict, table and sentence of the report."""
+    return (np.asarray(high) < 1) & (np.asarray(ratio) < 1 / SAME)
+
+
+def is_slower(ratio, low):
+    return (np.asarray(low) > 1) & (np.asarray(ratio) > SAME)
+
+
 def wrong_outputs(df: pd.DataFrame, suffix: str = "") -> pd.Series:
     """Rows whose outputs at valid positions differ from the packed reference beyond tolerance."""
     return df[f"max_abs_err{suffix}"].fillna(0) >= EXACT_TOL
@@ -178,8 +188,7 @@ class Stratum:
 
         Each case is judged by its own CI: faster or slower when the CI excludes 1 and the ratio is
         more than 3% from it; unclear when the CI spans 1 more widely than ±10%."""
-        faster = (self.high < 1) & (self.ratio < 1 / SAME)
-        slower = (self.low > 1) & (self.ratio > SAME)
+        faster, slower = is_faster(self.ratio, self.high), is_slower(self.ratio, self.low)
         same = ~faster & ~slower & (self.low >= 1 / NEAR) & (self.high <= NEAR)
         unclear = ~faster & ~slower & ~same
         for name, which in (("faster", faster), ("slower", slower), ("about the same", same)):
@@ -225,8 +234,7 @@ class PaddingMatrix:
             s = self.cells.get((row, f))
             if s is None:
                 continue
-            faster = s.ci[1] < 1 and s.median < 1 / SAME
-            start = (f if start is None else start) if faster else None
+            start = (f if start is None else start) if is_faster(s.median, s.ci[1]) else None
         return start
 
     def verdict(self) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.ticker import NullLocator, ScalarFormatter
 
 from bench.report import answers
-from bench.report.answers import answer, case_ratio_ci, matrix_blocks
+from bench.report.answers import answer, case_ratio_ci, is_faster, matrix_blocks
 from bench.report.document import Blocks, Heading, Image, Paragraph
 from bench.report.plotting import (
     MACHINE_SEP,
@@ -167,7 +167,7 @@ def padding_curve(df: pd.DataFrame, folder: Path) -> Blocks:
                 capsize=2,
                 label=f"{variant}: {model} {mode}{MACHINE_SEP}{machine}",
             )
-            pays = g[g["ratio"] < 1]["pad"]
+            pays = g["pad"][is_faster(g["ratio"], high)]  # the findings' rule: its CI below 1, by more than 3%
             when = f"faster than padded at {', '.join(f'{f:.0%}' for f in pays)}" if len(pays) else "never faster"
             ends = f"{g['ratio'].iloc[0]:.2f}× at {g['pad'].iloc[0]:.0%}"
             ends += f" to {g['ratio'].iloc[-1]:.2f}× at {g['pad'].iloc[-1]:.0%}"
