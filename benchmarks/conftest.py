@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import env
-from bench.results import COLUMNS, SAMPLE_COLUMNS, AppendWriter, Measured, make_row, new_run_id, run_paths, sample_rows
-from bench.spec import Case
+from bench.core.cases import Case
+from bench.measure import env
+from bench.records.files import AppendWriter, run_paths
+from bench.records.outcomes import Measured
+from bench.records.rows import COLUMNS, SAMPLE_COLUMNS, make_row, new_run_id, sample_rows
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,8 +1,8 @@
 """The CI suite as pytest-benchmark tests, one per case of the ``ci`` preset.
 
 No second model or timing path: each test builds its workload with
-``bench.workload.build`` and measures it with the sweep's own measuring loop
-(``bench.timer.measure``: warm-up, then samples to the preset's precision
+``bench.measure.workload.build`` and measures it with the sweep's own measuring loop
+(``bench.core.timer.measure``: warm-up, then samples to the preset's precision
 target). pytest-benchmark then holds exactly those samples (``record``), so
 its JSON, its ``compare`` and github-action-benchmark see the numbers that the
 suite CSV and ``bench compare`` see.
@@ -13,13 +13,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.clocks import clock_for
-from bench.peaks import PeakCache
-from bench.results import Measured
-from bench.spec import expand, load_spec
-from bench.timer import Measurement, measure
-from bench.usermodels import Unsupported
-from bench.workload import build
+from bench.core.spec import expand, load_spec
+from bench.core.timer import Measurement, measure
+from bench.measure.clocks import clock_for
+from bench.measure.correctness import extra_columns
+from bench.measure.peaks import PeakCache
+from bench.measure.usermodels import Unsupported
+from bench.measure.workload import build
+from bench.records.outcomes import Measured
 
 
 def suite_cases(config: pytest.Config):
@@ -66,7 +67,7 @@ def test_case(benchmark, case, timer_config, suite_csv):
         pytest.skip(f"unsupported: {e}")
     with work.context():
         m = measure(work.phases, timer_config, clock_for(case.device), work.before_sample)
-        extra = work.extra_columns() if suite_csv is not None else {}
+        extra = extra_columns(work) if suite_csv is not None else {}
     benchmark.extra_info.update(case.columns() | {"case_id": case.case_id})
     record(benchmark, m)
     assert len(m.total_ms) >= timer_config.min_samples

@@ -1,10 +1,11 @@
-"""Write the reference run's key findings into README.md, between its findings markers.
+"""Write the reference run's key findings into docs/findings.md, between its findings markers.
 
     python scripts/readme_findings.py          # rewrite the block
-    python scripts/readme_findings.py --check  # exit 1 if the README's block is stale
+    python scripts/readme_findings.py --check  # exit 1 if the page's block is stale
 
 The block is the report's own "Key findings" (bench.report.findings) of the committed
-reference runs, so the README says what the code computes from that data, nothing else.
+reference runs, so the findings page (linked from the README) says what the code computes
+from that data, nothing else.
 """
 
 from __future__ import annotations
@@ -23,21 +24,23 @@ from bench.report.findings import findings  # noqa: E402
 from bench.report.load import load_many  # noqa: E402
 
 REFERENCE_RUNS = [REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding")]
+PAGE = REPO / "docs" / "findings.md"
+REPORT = "../reports/reference/report.md"  # the reference report, relative to PAGE
 START, END = "<!-- findings:start (scripts/readme_findings.py) -->", "<!-- findings:end -->"
 
 
 def block() -> str:
     df = load_many(REFERENCE_RUNS)
     doc = Document("")
-    doc.add(*findings(df[df["metric"] == "time"])[1:])  # the README has its own heading
+    doc.add(*findings(df[df["metric"] == "time"])[1:])  # the page has its own heading
     text = to_markdown(doc).split("\n", 2)[2]  # drop the empty title
-    # Links point into the reference report, not into the README.
-    return text.replace("](#", "](reports/reference/report.md#").strip()
+    # Links point into the reference report, not into the page.
+    return text.replace("](#", f"]({REPORT}#").strip()
 
 
 def main(argv: list[str]) -> int:
     how = "python scripts/readme_findings.py"
-    return rewrite(REPO / "README.md", START, END, block(), "--check" in argv, how)
+    return rewrite(PAGE, START, END, block(), "--check" in argv, how)
 
 
 if __name__ == "__main__":

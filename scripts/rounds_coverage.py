@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.stats import median_ci, rounds_interval
+from bench.core.stats import median_ci, rounds_interval
 
 
 def simulate_run(rng: np.random.Generator, rounds: int, between: float, per_round: int) -> list[np.ndarray]:

@@ -9,20 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.results import (
-    COLUMNS,
-    ROUND_SAMPLE_COLUMNS,
-    SAMPLE_COLUMNS,
-    AppendWriter,
-    Failed,
-    Measured,
-    WorkFacts,
-    make_row,
-    run_paths,
-    sample_rows,
-)
-from bench.spec import Case
-from bench.timer import Measurement
+from bench.core.cases import Case
+from bench.core.timer import Measurement
+from bench.records.files import AppendWriter, run_paths
+from bench.records.outcomes import Failed, Measured, WorkFacts
+from bench.records.rows import COLUMNS, ROUND_SAMPLE_COLUMNS, SAMPLE_COLUMNS, make_row, sample_rows
 
 TINY_SPEC = """
 [axes]

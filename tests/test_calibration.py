@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from factories import make_case, write_run
 
-from bench.calibration import calibration
+from bench.analysis.calibration import calibration
 from bench.cli import main
-from bench.results import read_results
+from bench.records.reading import read_results
 
 CASES = [make_case(batch_size=b) for b in range(1, 11)]
 

@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 from factories import make_case
 
+from bench.analysis.compare import CompareConfig, Samples, compare_runs, parse_threshold
 from bench.cli import main
-from bench.commands.ci import suite_command
-from bench.compare import CompareConfig, Samples, compare_runs, parse_threshold
-from bench.errors import UsageError
-from bench.results import run_paths
-from bench.spec import Case
+from bench.core.cases import Case
+from bench.core.errors import UsageError
+from bench.execution.gate import GateOptions, suite_command
+from bench.records.files import run_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -171,7 +171,7 @@ def test_ci_suite_writes_pytest_benchmark_json_and_a_comparable_csv(tmp_path):
     spec = tmp_path / "suite.toml"
     spec.write_text(SUITE_SPEC)
     out = tmp_path / "suite.csv"
-    cmd = suite_command(out, f"--suite-spec={spec}")
+    cmd = suite_command(out, GateOptions(spec=spec))
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads((tmp_path / "suite.benchmark.json").read_text())
@@ -191,8 +191,8 @@ def test_ci_suite_writes_pytest_benchmark_json_and_a_comparable_csv(tmp_path):
 
 
 def test_side_by_side_writes_paired_blocks_that_compare_pairs(tmp_path):
-    from bench.interleave import side_by_side
-    from bench.spec import expand, spec_from_toml
+    from bench.core.spec import expand, spec_from_toml
+    from bench.execution.interleave import side_by_side
 
     cases = expand(spec_from_toml(SUITE_SPEC, "t"), cuda_available=False, default_threads=1)
     out = {"base": tmp_path / "base.csv", "current": tmp_path / "current.csv"}
@@ -217,7 +217,7 @@ def test_side_by_side_writes_paired_blocks_that_compare_pairs(tmp_path):
 
 def test_paired_blocks_cancel_drift(tmp_path):
     """Both sides drift together by 30% across blocks: pairing sees no change."""
-    from bench.compare import judge
+    from bench.analysis.compare import judge
 
     rng = np.random.default_rng(7)
     drift = np.repeat(np.linspace(1.0, 1.3, 20), 5)
@@ -232,7 +232,7 @@ def test_paired_blocks_cancel_drift(tmp_path):
 def test_pairing_finds_a_change_that_drift_between_blocks_hides_from_an_unpaired_test():
     """The README's "why side by side": each block pair ran at its own machine speed (up to ±40%).
     The current side is 10% faster in every pair; pooled, the drift swamps that, paired it cannot."""
-    from bench.compare import judge
+    from bench.analysis.compare import judge
 
     rng = np.random.default_rng(0)
     blocks = np.repeat(np.arange(8), 5)
@@ -248,7 +248,7 @@ def test_pairing_finds_a_change_that_drift_between_blocks_hides_from_an_unpaired
 def test_blocks_in_rounds_are_judged_per_round_not_per_block():
     """A/A with a process effect: each round's pair of workers lands a few percent apart, one way or
     the other. Every block of a round shares it, so 30 blocks look like 30 witnesses; 3 rounds are 3."""
-    from bench.compare import judge
+    from bench.analysis.compare import judge
 
     rng = np.random.default_rng(3)
     blocks = np.repeat(np.arange(30), 5)
@@ -264,14 +264,14 @@ def test_blocks_in_rounds_are_judged_per_round_not_per_block():
 
 
 def test_ci_gate_refuses_a_baseline_from_another_cpu_with_the_useful_fixes(tmp_path):
-    from bench.commands.ci import gate
+    from bench.commands.ci import verdict
 
     rng = np.random.default_rng(6)
     xeon, epyc = {case(1): noise(rng)}, {case(1): noise(rng)}
     baseline = factories.write_run(tmp_path / "baseline.csv", xeon, cpu_model="Intel(R) Xeon(R) Processor")
     current = factories.write_run(tmp_path / "current.csv", epyc, cpu_model="AMD EPYC")
     with pytest.raises(UsageError) as refused:
-        gate(baseline, current, tmp_path / "out", 0.05, allow_env_change=False)
+        verdict(baseline, current, tmp_path / "out", 0.05, allow_env_change=False)
     message = str(refused.value)
     assert "\n" not in message and "cpu_model" in message and "AMD EPYC" in message
     assert "--against REF" in message and "nox -s baseline" in message

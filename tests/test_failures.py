@@ -8,9 +8,9 @@ import pytest
 import torch
 from factories import make_case
 
-from bench import runner
-from bench.failures import failure, is_oom
-from bench.results import Failed
+from bench.execution import runner
+from bench.measure.failures import failure, is_oom
+from bench.records.outcomes import Failed
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.cli import main
-from bench.errors import UsageError
-from bench.results import COLUMNS, AppendWriter, read_results
+from bench.core.errors import UsageError
+from bench.records.files import AppendWriter
+from bench.records.reading import read_results
+from bench.records.rows import COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 # 16 cases of ~0.3 s each: long enough to interrupt mid-sweep.
@@ -172,7 +174,7 @@ def test_random_specs_are_expanded_or_refused_cleanly(tmp_path, capsys, axes, ti
 
 
 def test_log_lines_carry_an_eta(capsys):
-    from bench.progress import Bar
+    from bench.execution.progress import Bar
 
     bar = Bar(10)
     bar._started -= 20.0  # two cases took 20 s: eight more at that pace

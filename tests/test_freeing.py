@@ -17,10 +17,10 @@ import pytest
 import torch
 from factories import make_case
 
-from bench import runner, worker
-from bench.results import Failed, Measured
-from bench.timer import TimerConfig
-from bench.workload import Step
+from bench.core.timer import TimerConfig
+from bench.execution import runner, worker
+from bench.measure.workload import Step
+from bench.records.outcomes import Failed, Measured
 
 FAST = TimerConfig(target_rel_ci=0.5, min_samples=3, max_samples=3, budget_s=0.05, warmup_runs=1, warmup_s=0.0)
 

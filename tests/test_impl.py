@@ -10,10 +10,10 @@ import torch
 from factories import make_case
 
 from bench.cli import main
-from bench.results import Failed, Measured
-from bench.runner import run_case
-from bench.spec import Case
-from bench.timer import TimerConfig
+from bench.core.cases import Case
+from bench.core.timer import TimerConfig
+from bench.execution.runner import run_case
+from bench.records.outcomes import Failed, Measured
 
 EXACT_TOL = 1e-5
 
@@ -75,7 +75,7 @@ def test_side_by_side_measures_each_variant_group_together(tmp_path, tiny_spec):
 
 
 def test_side_by_side_keeps_going_past_a_failing_variant(monkeypatch):
-    from bench.runner import run_group
+    from bench.execution.runner import run_group
 
     def broken_compile(*args, **kwargs):
         raise RuntimeError("inductor: no C++ compiler found")
@@ -95,7 +95,7 @@ def test_side_by_side_and_isolate_exclude_each_other(tmp_path, tiny_spec, capsys
 
 
 class StubWork:
-    """Just what bench.variants uses of a Workload: a case, phases, a context."""
+    """Just what bench.measure.variants uses of a Workload: a case, phases, a context."""
 
     def __init__(self, seconds: float) -> None:
         self.case = make_case(model="gru", batch_size=1, seq_len=1, embedding_dim=1, hidden_size=1, vocab_size=2)
@@ -110,7 +110,7 @@ class StubWork:
 
 
 def test_a_fast_variant_at_max_samples_does_not_cut_the_slow_ones_short():
-    from bench.variants import MIN_TURNS, measure_together
+    from bench.measure.variants import MIN_TURNS, measure_together
 
     config = TimerConfig(min_samples=6, max_samples=40, budget_s=0.01, warmup_runs=1, warmup_s=0.0)
     results, rounds = measure_together([StubWork(0.0), StubWork(0.06)], config)
@@ -129,7 +129,7 @@ class LoggingWork(StubWork):
 
 def test_side_by_side_reverses_the_order_every_turn():
     """A B C, C B A, A B C, ...: drift in one direction hits every variant alike."""
-    from bench.variants import measure_together
+    from bench.measure.variants import measure_together
 
     log: list[str] = []
     config = TimerConfig(min_samples=6, max_samples=400, budget_s=0.06, warmup_runs=1, warmup_s=0.0)

@@ -13,26 +13,16 @@ import pandas as pd
 import pytest
 from factories import PROVENANCE, make_case
 
+from bench.analysis.compare import CompareConfig, compare_runs
+from bench.analysis.history import HistoryConfig, analyse, collect
 from bench.cli import main
-from bench.compare import CompareConfig, compare_runs
-from bench.counting import INSTALL_HINT, count_cases
-from bench.errors import UsageError
-from bench.history import HistoryConfig, analyse, collect
-from bench.results import (
-    COLUMNS,
-    COUNT_SAMPLE_COLUMNS,
-    SCHEMA_VERSION,
-    AppendWriter,
-    Counted,
-    Failed,
-    WorkFacts,
-    make_row,
-    read_results,
-    read_samples,
-    run_paths,
-    sample_rows,
-)
-from bench.spec import Case
+from bench.core.cases import Case
+from bench.core.errors import UsageError
+from bench.execution.counting import INSTALL_HINT, count_cases
+from bench.records.files import AppendWriter, run_paths
+from bench.records.outcomes import Counted, Failed, WorkFacts
+from bench.records.reading import read_results, read_samples
+from bench.records.rows import COLUMNS, COUNT_SAMPLE_COLUMNS, SCHEMA_VERSION, make_row, sample_rows
 
 needs_valgrind = pytest.mark.skipif(
     shutil.which("valgrind") is None, reason="needs valgrind (apt-get install valgrind)"
@@ -86,14 +76,14 @@ def test_missing_valgrind_exits_2_with_the_install_hint(tmp_path, monkeypatch, c
     ],
 )
 def test_what_cannot_be_counted_is_refused_in_one_line(tmp_path, capsys, monkeypatch, flags, says):
-    monkeypatch.setattr("bench.runner.valgrind", lambda: "/usr/bin/valgrind")  # the refusals come first
+    monkeypatch.setattr("bench.execution.runner.valgrind", lambda: "/usr/bin/valgrind")  # the refusals come first
     code = main(["run", "--preset", "ci-instructions", "--metric", "instructions", *flags, "--list"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and says in err and len(err.splitlines()) == 1
 
 
 def test_instruction_runs_count_one_thread_on_the_cpu(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("bench.runner.valgrind", lambda: "/usr/bin/valgrind")
+    monkeypatch.setattr("bench.execution.runner.valgrind", lambda: "/usr/bin/valgrind")
     assert main(["run", "--preset", "quick", "--metric", "instructions", "--device", "auto", "--list"]) == 0
     ids = capsys.readouterr().out.split()
     assert ids and all(Case.from_id(i).threads == 1 and Case.from_id(i).device == "cpu" for i in ids)
@@ -286,7 +276,7 @@ def test_a_process_that_dies_fails_its_cases_not_the_run(tmp_path, monkeypatch):
 def test_the_gate_counts_a_snapshot_of_the_working_tree_and_leaves_git_alone(tmp_path, monkeypatch):
     import subprocess
 
-    from bench.commands import ci
+    from bench.execution import trees
 
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -302,16 +292,16 @@ def test_the_gate_counts_a_snapshot_of_the_working_tree_and_leaves_git_alone(tmp
     (repo / "model.py").write_text("changed\n")  # not staged
     (repo / "new.py").write_text("untracked\n")
     status = git("status", "--porcelain")
-    monkeypatch.setattr(ci, "REPO", repo)
+    monkeypatch.setattr(trees, "REPO_ROOT", repo)
     monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@t")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@t")
-    commit = ci.snapshot()
+    commit = trees.snapshot()
     assert git("show", f"{commit}:model.py") == "changed\n" and git("show", f"{commit}:new.py") == "untracked\n"
     assert git("status", "--porcelain") == status  # index and files as they were
     assert git("rev-parse", "HEAD").strip() != commit  # no branch moved
-    monkeypatch.setattr(ci, "COUNT_TREE", tmp_path / "count-tree")
-    with ci.counting_tree(None) as tree:
+    monkeypatch.setattr(trees, "COUNT_TREE", tmp_path / "count-tree")
+    with trees.counting_tree(None) as tree:
         assert (tree / "model.py").read_text() == "changed\n" and (tree / "new.py").exists()
     assert not (tmp_path / "count-tree").exists()

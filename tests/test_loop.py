@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from factories import make_case
 
-from bench.results import Measured, WorkFacts, make_row
-from bench.timer import (
+from bench.core.timer import (
     AtLeast,
     FixedCount,
     Measurement,
@@ -20,6 +19,8 @@ from bench.timer import (
     rel_ci,
     run_loop,
 )
+from bench.records.outcomes import Measured, WorkFacts
+from bench.records.rows import make_row
 
 PHASES = [("fwd", lambda: None)]
 
@@ -90,7 +91,7 @@ def test_a_row_claims_no_target_that_was_not_set():
 
 @pytest.mark.parametrize("bad", [{"min_samples": 2}, {"min_samples": 5, "rounds": 1}, {"check_every": 0}])
 def test_timer_config_refuses_what_the_loop_cannot_use(bad):
-    from bench.errors import UsageError
+    from bench.core.errors import UsageError
 
     with pytest.raises(UsageError):
         TimerConfig.from_mapping(bad, "timer")

@@ -14,8 +14,9 @@ import pytest
 from factories import PROVENANCE, make_case, measured
 
 from bench.cli import main
-from bench.noise import CONTENDED_CORES, CpuTimes, contended_note, contention_between, cpu_times
-from bench.results import Measured, make_row
+from bench.core.noise import CONTENDED_CORES, CpuTimes, contended_note, contention_between, cpu_times
+from bench.records.outcomes import Measured
+from bench.records.rows import make_row
 
 needs_proc = pytest.mark.skipif(cpu_times() is None, reason="needs /proc/stat")
 
@@ -92,7 +93,7 @@ def busy_core():
 def test_our_own_child_processes_count_as_our_own_time():
     """Whatever else runs on the machine: a live child's CPU time is in our own time (so it is
     never counted as another process's), checked against the child's own counters."""
-    from bench.noise import own_cpu_s
+    from bench.core.noise import own_cpu_s
 
     child = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])  # like torch.compile's workers
     try:
@@ -109,8 +110,8 @@ def test_our_own_child_processes_count_as_our_own_time():
 
 
 def test_a_run_warns_when_its_threads_and_other_processes_exceed_the_cores(monkeypatch):
-    from bench import noise
-    from bench.noise import Contention, oversubscribed
+    from bench.core import noise
+    from bench.core.noise import Contention, oversubscribed
 
     class Watch:  # a fixed reading instead of the machine's: the rule, not the moment, is tested
         def __init__(self, cores: float) -> None:

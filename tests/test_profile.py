@@ -80,10 +80,13 @@ def test_bad_cases_exit_2(argv, message, capsys):
 
 @pytest.mark.parametrize(("cuda", "device"), [(True, "cuda"), (False, "cpu")])
 def test_axis_flags_without_device_profile_one_case_on_the_gpu_where_there_is_one(monkeypatch, cuda, device):
-    from bench.commands import profile
+    import torch
 
-    monkeypatch.setattr(profile.torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(profile, "check_cases", lambda cases: None)  # no GPU here to try dtypes on
+    from bench.commands import profile
+    from bench.measure import checks
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(checks, "check_cases", lambda cases: None)  # no GPU here to try dtypes on
     args = build_parser().parse_args(["profile", "--model", "lstm", "--varlen", "packed"])
     [case] = profile.resolve_cases(args)
     assert case.device == device

@@ -188,6 +188,8 @@ def test_implementations_section_names_the_flags_when_variants_are_missing(tiny_
 def test_results_from_before_the_varlen_and_impl_axes_still_load(tiny_run, tmp_path):
     df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
     old = tmp_path / "old.csv"
+    # A version-1 file as written before the varlen and impl axes (version 1 gained them without a bump).
+    df = df.assign(schema_version="1")
     df.drop(columns=["varlen", "impl", "state_max_abs_err", "compile_s"]).to_csv(old, index=False)
     from bench.report.load import read_results
 

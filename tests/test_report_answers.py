@@ -13,9 +13,9 @@ import pytest
 from factories import make_case
 
 from bench.cli import main
+from bench.core.spec import expand, load_spec, preset_names
 from bench.report.answers import AGREE, answer
 from bench.report.load import load_many
-from bench.spec import expand, load_spec, preset_names
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = [REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding")]

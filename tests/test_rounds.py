@@ -1,4 +1,4 @@
-"""Rounds (bench.rounds): the interval across rounds, their order, the ledger and resume, the pool."""
+"""Rounds (bench.execution.rounds): the interval across rounds, their order, the ledger and resume, the pool."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from factories import make_case, measured
 
-from bench.results import Failed, Measured, make_row
-from bench.rounds import Ledger, Progress, Unit, pool_picks, restore, run_rounds
-from bench.spec import Case
-from bench.stats import median_ci, rounds_interval, summarize_rounds
-from bench.timer import TimerConfig
+from bench.core.cases import Case
+from bench.core.stats import median_ci, rounds_interval, summarize_rounds
+from bench.core.timer import TimerConfig
+from bench.execution.rounds import Ledger, Progress, Unit, pool_picks, restore, run_rounds
+from bench.records.outcomes import Failed, Measured
+from bench.records.rows import make_row
 
 # --- the interval across rounds, on simulated rounds with a known between-round spread -----------
 

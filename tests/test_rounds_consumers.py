@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 from factories import make_case, write_run
 
-from bench.compare import CompareConfig, Samples, compare_runs, judge, step_samples
+from bench.analysis.compare import CompareConfig, Samples, compare_runs, judge, step_samples
+from bench.core.stats import ratio_from_rounds
+from bench.records.files import keep_samples, run_paths
+from bench.records.reading import read_results, read_samples
+from bench.records.rows import ROUND_SAMPLE_COLUMNS
 from bench.report.samples import SampleStore, ratio_cis
-from bench.results import ROUND_SAMPLE_COLUMNS, keep_samples, read_results, read_samples, run_paths
-from bench.stats import ratio_from_rounds
 
 JITTER = np.linspace(0.995, 1.005, 20)  # a tight round: ±0.5%
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from factories import TINY_SPEC
 
-from bench.results import read_results, read_samples
-from bench.rounds import ledger_path
+from bench.execution.rounds import ledger_path
+from bench.records.reading import read_results, read_samples
 
 REPO = Path(__file__).resolve().parent.parent
 ROUNDS_SPEC = TINY_SPEC.replace("rounds = 1", "rounds = 2")
@@ -60,7 +60,7 @@ def test_a_sweep_in_rounds_tags_rows_and_samples_and_cleans_up(tmp_path, rounds_
 
 
 def test_a_fresh_run_never_takes_rounds_from_an_old_ledger(tmp_path):
-    from bench.runner import prepare_output
+    from bench.execution.runner import prepare_output
 
     out = tmp_path / "run.csv"
     ledger_path(out).write_text('{"round": 0, "wall_s": 1.0, "outcomes": {}}\n')
@@ -118,12 +118,12 @@ def test_interrupt_mid_round_keeps_the_round_and_resume_finishes_the_rest(tmp_pa
 
 def test_every_peak_is_measured_before_a_round_worker_starts(tmp_path, rounds_spec, monkeypatch):
     """A peak measured beside a worker importing torch reads a fraction of the machine."""
-    import bench.peaks
-    import bench.rounds
+    import bench.execution.rounds
+    import bench.measure.peaks
     from bench.cli import main
 
     events: list[str] = []
-    real_peak, real_worker = bench.peaks.peak_gflop_per_s, bench.rounds.RoundWorker.__init__
+    real_peak, real_worker = bench.measure.peaks.peak_gflop_per_s, bench.execution.rounds.RoundWorker.__init__
 
     def peak(*args, **kwargs):
         events.append("peak")  # a matmul timed, not a cached value read
@@ -133,7 +133,7 @@ def test_every_peak_is_measured_before_a_round_worker_starts(tmp_path, rounds_sp
         events.append("worker")
         real_worker(self, fn)
 
-    monkeypatch.setattr(bench.peaks, "peak_gflop_per_s", peak)
-    monkeypatch.setattr(bench.rounds.RoundWorker, "__init__", worker)
+    monkeypatch.setattr(bench.measure.peaks, "peak_gflop_per_s", peak)
+    monkeypatch.setattr(bench.execution.rounds.RoundWorker, "__init__", worker)
     assert main(["run", "--spec", str(rounds_spec), "--out", str(tmp_path / "r.csv"), "--model", "lstm"]) == 0
     assert "worker" in events and "peak" not in events[events.index("worker") :]

@@ -1,6 +1,6 @@
 """A results CSV that pandas read and wrote back (what users do to filter a run) reads as the original.
 
-report, compare, history and merge all read through ``bench.results``; each is
+report, compare, history and merge all read through ``bench.records.files``; each is
 checked on the original and on pandas' copy, whole and filtered.
 """
 
@@ -14,7 +14,8 @@ import pytest
 from factories import make_case, write_run
 
 from bench.cli import main
-from bench.results import read_results, read_samples, run_paths
+from bench.records.files import run_paths
+from bench.records.reading import read_results, read_samples
 
 CASES = [make_case(batch_size=b, bidirectional=bi) for b in (4, 8) for bi in (False, True)]
 
@@ -96,8 +97,9 @@ def test_history_reads_pandas_copies_like_the_originals(tmp_path, capsys):
 
 
 def test_two_writers_never_share_a_results_file(tmp_path):
-    from bench.errors import UsageError
-    from bench.results import COLUMNS, AppendWriter
+    from bench.core.errors import UsageError
+    from bench.records.files import AppendWriter
+    from bench.records.rows import COLUMNS
 
     path = tmp_path / "run.csv"
     first = AppendWriter(path, COLUMNS, exclusive=True)

@@ -10,7 +10,8 @@ import pytest
 from factories import raw_rows
 
 from bench.cli import main
-from bench.results import COLUMNS, SCHEMA_VERSION, run_paths
+from bench.records.files import run_paths
+from bench.records.rows import COLUMNS, SCHEMA_VERSION
 
 
 def run_tiny(tmp_path, tiny_spec, *extra):
@@ -155,13 +156,13 @@ def test_cuda_without_gpu_exits_2(capsys):
 
 
 def test_a_dtype_the_device_cannot_run_is_one_line_and_exit_2(tmp_path, tiny_spec, monkeypatch, capsys):
-    import bench.workload
+    import bench.measure.checks
 
     # A CPU without fast float16 kernels, as many are; the refusal must name dtype, device and why.
     def no_half(device: str, dtype: str) -> str | None:
         return "\"addmm_impl_cpu_\" not implemented for 'Half'" if dtype == "float16" else None
 
-    monkeypatch.setattr(bench.workload, "dtype_supported", no_half)
+    monkeypatch.setattr(bench.measure.checks, "dtype_supported", no_half)
     out = tmp_path / "half.csv"
     assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--dtype", "float16"]) == 2
     err = capsys.readouterr().err.strip()

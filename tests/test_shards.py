@@ -12,10 +12,10 @@ from factories import TINY_SPEC
 from test_faults import start, wait_rows
 
 from bench.cli import main
-from bench.errors import UsageError
-from bench.results import read_results, read_samples
-from bench.shard import estimated_cost, shard_cases
-from bench.spec import expand, load_spec, with_overrides
+from bench.core.errors import UsageError
+from bench.core.spec import expand, load_spec, with_overrides
+from bench.execution.shard import estimated_cost, shard_cases
+from bench.records.reading import read_results, read_samples
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,13 +127,13 @@ def test_merge_refuses_overlap_missing_parts_and_mixed_schemas(parts, tmp_path, 
 
 
 def _launch_opts(**more):
-    from bench.launch import LaunchOptions
+    from bench.execution.launch import LaunchOptions
 
     return LaunchOptions(**({"shards": 3} | more))
 
 
 def test_local_shards_at_once_get_gpus_of_their_own():
-    from bench.launch import local_gpus
+    from bench.execution.launch import local_gpus
 
     opts = _launch_opts(gpus_per_shard=2, parallel_local=True)
     assert [local_gpus(k, opts, gpu_count=6) for k in (1, 2, 3)] == [[0, 1], [2, 3], [4, 5]]
@@ -144,7 +144,7 @@ def test_local_shards_at_once_get_gpus_of_their_own():
 
 
 def _sweep(**axes):
-    from bench.runner import SweepOptions
+    from bench.execution.runner import SweepOptions
 
     return SweepOptions(with_overrides(load_spec(), axes))
 
@@ -159,7 +159,7 @@ def _sweep(**axes):
     ],
 )
 def test_device_auto_is_settled_before_the_jobs_start(local, gpu_count, gpus_per_shard, devices, gpus_after):
-    from bench.launch import settle_devices
+    from bench.execution.launch import settle_devices
 
     sweep, opts = settle_devices(_sweep(device="auto"), _launch_opts(gpus_per_shard=gpus_per_shard), local, gpu_count)
     assert sweep.spec.axes["device"] == devices
@@ -169,7 +169,7 @@ def test_device_auto_is_settled_before_the_jobs_start(local, gpu_count, gpus_per
 
 
 def test_slurm_cuda_sweep_without_gpus_is_refused():
-    from bench.launch import settle_devices
+    from bench.execution.launch import settle_devices
 
     with pytest.raises(UsageError, match="--gpus-per-shard"):
         settle_devices(_sweep(device="cuda"), _launch_opts(), local=False, gpu_count=0)

@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 from factories import make_case
 
-from bench.errors import UsageError
-from bench.spec import AXES, Case, expand, load_spec, preset_names, spec_from_toml, with_overrides
+from bench.core.cases import AXES, Case
+from bench.core.errors import UsageError
+from bench.core.spec import expand, load_spec, preset_names, spec_from_toml, with_overrides
 
 
 def test_presets_load_and_expand():
@@ -111,7 +112,7 @@ def test_cuda_without_cuda_is_refused():
 
 
 def test_lengths_longer_than_sequence_refused():
-    from bench.workload import check_cases
+    from bench.measure.checks import check_cases
 
     spec = with_overrides(load_spec(), {"seq_len": "8", "lengths": "uniform:9"})
     with pytest.raises(UsageError, match="exceeds"):

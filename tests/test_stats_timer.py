@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bench.stats import median_ci, summarize
-from bench.timer import TimerConfig, measure
+from bench.core.stats import median_ci, summarize
+from bench.core.timer import TimerConfig, measure
 
 
 def test_summary_of_known_samples():
@@ -77,7 +77,7 @@ def test_timer_keeps_phases_apart_and_calls_setup_untimed():
     ],
 )
 def test_bad_timer_config(bad):
-    from bench.errors import UsageError
+    from bench.core.errors import UsageError
 
     with pytest.raises(UsageError):
         TimerConfig.from_mapping(bad, "timer")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from factories import TINY_SPEC
 
-from bench.backends import kernel_settings
 from bench.cli import main
-from bench.usermodels import counted_gflop, output_of
+from bench.measure.backends import kernel_settings
+from bench.measure.usermodels import counted_gflop, output_of
 from rnnmodels import MODEL_CLASSES, forward_flops, synthetic_batch
 from rnnmodels.flops import training_flops
 

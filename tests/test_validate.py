@@ -8,8 +8,8 @@ import pytest
 from factories import make_case
 
 from bench.cli import main
-from bench.commands import validate
-from bench.timer import TimeBudget, TimerConfig
+from bench.core.timer import TimeBudget, TimerConfig
+from bench.measure import validation as validate
 
 TINY = make_case(model="gru", batch_size=2, seq_len=8, varlen="packed", lengths="uniform", vocab_size=20)
 

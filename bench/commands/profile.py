@@ -5,21 +5,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from bench.errors import UsageError
-from bench.profiling import profile_case, write_diff
-from bench.spec import AXES, INPUT_AXES, Case, expand, load_spec, with_overrides
-from bench.workload import check_cases
+from bench.commands import add_model_path_flag
+from bench.core.cases import AXES, INPUT_AXES, Case
+from bench.core.errors import UsageError
+from bench.core.spec import expand, load_spec, with_overrides
 
 PROFILES_DIR = Path("reports") / "profiles"
 
 
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    pr = sub.add_parser(
+        "profile",
+        help="py-spy flame graph and torch.profiler tables for cases",
+        description="Profile cases given by id, or one case given by axis flags "
+        "(without --device: the GPU where there is one, else the CPU).",
+    )
+    pr.add_argument("case", nargs="*", help="case ids (two: also compare their operators)")
+    for axis in INPUT_AXES:
+        pr.add_argument(axis.flag, dest=axis.name, metavar="V", help=f"instead of an id: {axis.describe()}")
+    pr.add_argument("--py-spy", action="store_true", help="only the py-spy flame graph")
+    pr.add_argument("--torch", action="store_true", help="only the torch.profiler tables and trace")
+    pr.add_argument("--seconds", type=int, default=5, help="py-spy sampling time per output file (5)")
+    pr.add_argument("--out", type=Path, help="output root (default: reports/profiles/)")
+    add_model_path_flag(pr)
 
 
 def resolve_cases(args: argparse.Namespace) -> list[Case]:
+    import torch
+
+    from bench.measure.checks import check_cases
+
     overrides = {a.name: getattr(args, a.name) for a in INPUT_AXES}
     given = {k: v for k, v in overrides.items() if v is not None}
     if args.case and given:
@@ -28,7 +43,7 @@ def resolve_cases(args: argparse.Namespace) -> list[Case]:
         cases = [Case.from_id(c) for c in args.case]
     else:
         if overrides["device"] is None:  # one case: the GPU where there is one, not both devices
-            overrides["device"] = default_device()
+            overrides["device"] = "cuda" if torch.cuda.is_available() else "cpu"
         cases = expand(with_overrides(load_spec(), overrides), torch.cuda.is_available(), torch.get_num_threads())
         if len(cases) != 1:
             many = [a.name for a in AXES if len({getattr(c, a.name) for c in cases}) > 1]
@@ -41,7 +56,9 @@ def resolve_cases(args: argparse.Namespace) -> list[Case]:
     return cases
 
 
-def cmd_profile(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    from bench.profiling import profile_case, write_diff
+
     if args.seconds < 1:
         raise UsageError(f"--seconds: {args.seconds} must be at least 1")
     cases = resolve_cases(args)

@@ -1,129 +1,99 @@
-"""``bench validate``: the suite's timer side by side with torch.utils.benchmark.
-
-For a few cases, both measure the same built workload in the same process,
-interleaved in rounds (suite block, torch block, suite block, ...) so that the
-drift of a shared, noisy machine hits both alike, as asv's ``continuous`` does
-for commits. The report gives both pooled medians, their ratio, the wall time each
-spent, and the suite's own per-sample overhead (a timed no-op). Agreement within
-a few percent says the harness adds no bias.
-"""
+"""``bench validate``: the timer against torch.utils.benchmark (``bench.measure.validation``), or
+with ``--calibration`` the CIs against a rerun (``bench.analysis.calibration``)."""
 
 from __future__ import annotations
 
-import time
+import argparse
+import datetime as dt
+from pathlib import Path
 
-import numpy as np
-import torch
-from torch.utils import benchmark
+from bench.analysis.calibration import calibration
+from bench.core.errors import UsageError
+from bench.core.spec import load_spec, with_timer_flags
+from bench.records.reading import read_results
 
-from bench.clocks import clock_for
-from bench.spec import Case
-from bench.stats import MIN_CI_SAMPLES, summarize
-from bench.timer import FixedCount, TimeBudget, TimerConfig, measure
-from bench.workload import build
-
-ROUNDS = 10
-ROUND_S = 0.2  # each harness samples this long per round; short rounds track drift closely
-ROUND_WARMUP = TimerConfig()  # each round warms up like a sweep case ...
-ROUND_STOP = TimeBudget(ROUND_S, min_runs=MIN_CI_SAMPLES)  # ... then samples for ROUND_S
-OVERHEAD_RUNS = 200
-AGREEMENT = 0.05  # |ratio - 1| beyond this is reported as disagreement
+AGREEMENT = 0.90  # below this share of reruns inside the combined CI, the CIs promise more than they keep
+CALIBRATION_ONLY = ("preset", "spec", "runs", "rounds", "budget_s", "out")
 
 
-def validation_cases(device: str, threads: int) -> list[Case]:
-    base = dict(
-        device=device,
-        dtype="float32",
-        mode="inference",
-        num_layers=1,
-        lengths="uniform",
-        embedding_dim=256,
-        hidden_size=512,
-        vocab_size=100,
-        backend="default",
-        threads=threads,
-        impl="module",
-        tf32="off",
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    v = sub.add_parser(
+        "validate", help="check the timer against torch.utils.benchmark, or (--calibration) the CIs against a rerun"
     )
-    return [
-        Case(model="lstm", batch_size=1, seq_len=16, bidirectional=False, varlen="padded", **base),
-        Case(model="lstm", batch_size=32, seq_len=64, bidirectional=True, varlen="packed", **base),
-        Case(model="gru", batch_size=32, seq_len=64, bidirectional=False, varlen="padded", **base),
-        Case(model="gru", batch_size=8, seq_len=128, bidirectional=True, varlen="packed", **base),
-    ]
-
-
-def timer_overhead_us(cuda: bool) -> float:
-    """Median time of a timed no-op: what the harness itself adds per sample."""
-    m = measure(
-        [("noop", lambda: None)], TimerConfig(), clock_for("cuda" if cuda else "cpu"), stop=FixedCount(OVERHEAD_RUNS)
+    v.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    v.add_argument(
+        "--calibration",
+        action="store_true",
+        help="run the same sweep twice and report how often the two medians agree within their combined 95%% CI",
     )
-    return summarize(m.total_ms).median_ms * 1e3
+    calib = v.add_mutually_exclusive_group()
+    calib.add_argument("--preset", help="--calibration: the sweep to run twice (default: quick)")
+    calib.add_argument("--spec", help="--calibration: a spec TOML to run twice")
+    calib.add_argument(
+        "--runs", nargs=2, type=Path, metavar="CSV", help="--calibration: check two existing runs instead"
+    )
+    v.add_argument("--rounds", type=int, help="--calibration: rounds per case (default: the spec's)")
+    v.add_argument("--budget-s", type=float, help="--calibration: sampling time per case")
+    v.add_argument("--out", type=Path, help="--calibration: folder for the two runs (results/calibration-<time>)")
 
 
-def compare_case(case: Case) -> tuple[float, float, float, float, float]:
-    """(suite median ms, torch median ms, paired ratio, suite seconds, torch seconds).
-
-    The ratio is the median over rounds of suite/torch, each round's two blocks
-    measured back to back: pairing cancels the drift between rounds.
-    """
-    work = build(case)
-    ours_ms: list[float] = []
-    ref_ms: list[float] = []
-    ratios: list[float] = []
-    ours_s = ref_s = 0.0
-    with work.context():
-        clock = clock_for(case.device)
-        # torch's Timer sets its own thread count (default 1): give it the case's. On CUDA
-        # it synchronizes once per block of runs, letting runs overlap the next one's
-        # launches, while the suite waits for each run: it is made to wait per run too,
-        # so that the two time the same thing and a difference is the harness's.
-        stmt = "step(); torch.cuda.synchronize()" if case.device == "cuda" else "step()"
-        timer = benchmark.Timer(
-            stmt=stmt, globals={"step": work.step.forward, "torch": torch}, num_threads=case.threads
-        )
-        # ABBA order: each harness goes first in half the rounds, so neither
-        # always inherits the other's cache and frequency state.
-        for i in range(ROUNDS):
-            block: dict[str, list[float]] = {}
-            for harness in ("suite", "torch") if i % 2 == 0 else ("torch", "suite"):
-                t0 = time.perf_counter()
-                if harness == "suite":
-                    m = measure(work.phases, ROUND_WARMUP, clock, work.before_sample, stop=ROUND_STOP)
-                    block[harness] = m.total_ms.tolist()
-                    ours_s += time.perf_counter() - t0
-                else:
-                    ref = timer.blocked_autorange(min_run_time=ROUND_S)
-                    block[harness] = [t * 1e3 for t in ref.times]
-                    ref_s += time.perf_counter() - t0
-            ours_ms += block["suite"]
-            ref_ms += block["torch"]
-            ratios.append(float(np.median(block["suite"]) / np.median(block["torch"])))
-    ratio = float(np.median(ratios))
-    return summarize(ours_ms).median_ms, summarize(ref_ms).median_ms, ratio, ours_s, ref_s
+def run(args: argparse.Namespace) -> int:
+    if args.calibration:
+        return calibrate(args)
+    given = [f for f in CALIBRATION_ONLY if getattr(args, f) is not None]
+    if given:
+        raise UsageError(f"--{given[0].replace('_', '-')} goes with --calibration")
+    return validate_timer(args.device)
 
 
-def cmd_validate(device: str) -> int:
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    if device != "auto":
-        if device == "cuda" and not torch.cuda.is_available():
-            from bench.errors import UsageError
+def validate_timer(device: str) -> int:
+    import torch
 
-            raise UsageError("--device: 'cuda' was asked for but torch.cuda.is_available() is False here")
-        devices = [device]
+    from bench.measure.validation import AGREEMENT as TIMER_AGREEMENT
+    from bench.measure.validation import ROUNDS, compare_case, timer_overhead_us, validation_cases
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: 'cuda' was asked for but torch.cuda.is_available() is False here")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if device == "auto" else [device]
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads")
     print(f"ratio: the median over {ROUNDS} ABBA rounds of suite/torch block medians (paired, so drift cancels);")
     print("suite ms / torch ms: all samples pooled, for reference")
-    header = f"{'case':<80} {'suite ms':>9} {'torch ms':>9} {'ratio':>6} {'suite s':>8} {'torch s':>8}"
     worst = 0.0
     for dev in devices:
         print(f"\n{dev}: per-sample timer overhead {timer_overhead_us(dev == 'cuda'):.2f} µs")
-        print(header)
+        print(f"{'case':<80} {'suite ms':>9} {'torch ms':>9} {'ratio':>6} {'suite s':>8} {'torch s':>8}")
         for case in validation_cases(dev, threads):
             ours, ref, ratio, ours_s, ref_s = compare_case(case)
             worst = max(worst, abs(ratio - 1))
             print(f"{case.case_id:<80} {ours:9.3f} {ref:9.3f} {ratio:6.3f} {ours_s:8.2f} {ref_s:8.2f}")
-    verdict = "agree" if worst <= AGREEMENT else "DISAGREE"
-    print(f"\nworst |ratio - 1| = {worst:.1%}: the two timers {verdict} (limit {AGREEMENT:.0%})")
-    return 0 if worst <= AGREEMENT else 1
+    agree = worst <= TIMER_AGREEMENT
+    verdict = "agree" if agree else "DISAGREE"
+    print(f"\nworst |ratio - 1| = {worst:.1%}: the two timers {verdict} (limit {TIMER_AGREEMENT:.0%})")
+    return 0 if agree else 1
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """Run the sweep twice (or take ``--runs``): how often does a rerun land inside the combined CI?"""
+    if args.runs:
+        first, second = args.runs
+    else:
+        from bench.execution.rerun import measure_twice
+
+        spec = load_spec(args.preset or (None if args.spec else "quick"), args.spec)
+        spec = with_timer_flags(spec, args.budget_s, None, args.rounds)
+        folder = args.out or Path("results") / f"calibration-{dt.datetime.now():%Y%m%d-%H%M%S}"
+        first, second = measure_twice(spec, folder)
+    result = calibration(read_results(first), read_results(second))
+    if result.cases == 0:
+        raise UsageError(f"{first.name} and {second.name} share no case measured ok in time")
+    print(f"calibration of {first} against {second}:")
+    for line in result.lines():
+        print(f"  {line}")
+    if not result.worst.empty:
+        print("  furthest outside (change between the runs, combined 95% CI):")
+        for r in result.worst.head(5).itertuples():
+            print(f"    {r.case_id}: {r.change:.1%} against ±{r.combined:.1%}")
+    honest = result.share_inside >= AGREEMENT
+    print(f"the CIs {'keep' if honest else 'do NOT keep'} their promise here (at least {AGREEMENT:.0%} wanted)")
+    return 0 if honest else 1

@@ -10,12 +10,12 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bench import env
+from bench.core.cases import Case
+from bench.measure import env
 from bench.profiling import pyspy, torchprof
 from bench.profiling.diff import op_diff
+from bench.records.files import write_text_atomic
 from bench.report.document import Document, Heading, Link, Paragraph, Table, to_markdown
-from bench.results import write_text_atomic
-from bench.spec import Case
 
 
 def profile_case(case: Case, out_root: Path, use_pyspy: bool, use_torch: bool, seconds: int) -> Path:

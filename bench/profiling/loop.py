@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from bench.clocks import clock_for
-from bench.spec import Case
-from bench.timer import TimeBudget, TimerConfig, run_loop, warm_up
-from bench.workload import build
+from bench.core.cases import Case
+from bench.core.timer import TimeBudget, TimerConfig, run_loop, warm_up
+from bench.measure.clocks import clock_for
+from bench.measure.workload import build
 
 
 def main(case_id: str, seconds: float) -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.spec import Case
+from bench.core.cases import Case
 
 PTRACE_FIX = "run as root, or allow ptrace (sysctl kernel.yama.ptrace_scope=0; in Docker: --cap-add SYS_PTRACE)"
 

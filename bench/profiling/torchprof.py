@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
-from bench.spec import Case
-from bench.workload import build
+from bench.core.cases import Case
+from bench.measure.workload import build
 
 LABELS = {"fwd": "forward", "bwd": "backward"}
 WAIT, WARMUP, ACTIVE = 1, 2, 5

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UsageError
-from bench.report import sections_compare as compare
+from bench.core.errors import UsageError
+from bench.records.files import write_text_atomic
 from bench.report import sections_gpu
 from bench.report import sections_impl as impl
 from bench.report import sections_instructions as counts
 from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
+from bench.report import sections_versus as versus
 from bench.report.answers import precision
 from bench.report.document import Blocks, Document, Paragraph, to_html, to_markdown
 from bench.report.findings import findings
 from bench.report.load import load_many
-from bench.results import write_text_atomic
 
 
 def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
@@ -65,13 +65,13 @@ def time_sections(df: pd.DataFrame, out_dir: Path) -> Blocks:
         *scaling.threads(df, out_dir),
         *impl.implementations(df, out_dir),
         *scaling.depth_direction(df, out_dir),
-        *compare.lstm_vs_gru(df, out_dir),
-        *compare.user_models(df, out_dir),
-        *compare.cpu_vs_gpu(df, out_dir),
-        *compare.across_machines(df, out_dir),
-        *compare.efficiency(df, out_dir),
-        *compare.training_split(df, out_dir),
-        *compare.backend(df, out_dir),
+        *versus.lstm_vs_gru(df, out_dir),
+        *versus.user_models(df, out_dir),
+        *versus.cpu_vs_gpu(df, out_dir),
+        *versus.across_machines(df, out_dir),
+        *versus.efficiency(df, out_dir),
+        *versus.training_split(df, out_dir),
+        *versus.backend(df, out_dir),
         *sections_gpu.gpu(df),
         *tables.profiles(df, out_dir.parent / "profiles", out_dir),
     ]

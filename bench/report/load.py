@@ -1,4 +1,4 @@
-"""The frame a report is drawn from: results CSVs (read by ``bench.results``) with a machine label.
+"""The frame a report is drawn from: results CSVs (read by ``bench.records.files``) with a machine label.
 
 Nothing here imports torch: reports are rebuilt anywhere from the CSVs alone.
 """
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UsageError
-from bench.results import read_json, read_results, run_paths
+from bench.core.errors import UsageError
+from bench.records.files import run_paths
+from bench.records.reading import read_results
+from bench.records.runinfo import read_run_info
 
 
 def machine_label(row: pd.Series) -> str:
@@ -30,7 +32,7 @@ def machine_label(row: pd.Series) -> str:
 def _read(path: Path) -> pd.DataFrame:
     df = read_results(path).assign(source_path=str(path))
     # Rows before schema 4 lack cpu_count; their run JSON may have it.
-    counted = read_json(run_paths(path)[1]).get("environment", {}).get("cpu_count")
+    counted = read_run_info(run_paths(path)[1]).environment.get("cpu_count")
     if counted:
         df.loc[df["cpu_count"] == "", "cpu_count"] = str(counted)
     return df

@@ -1,7 +1,7 @@
 """Confidence intervals of per-case time ratios, from the runs' raw samples.
 
 A ratio plot puts one point per matched pair of cases (``slices.pairs``). Its bar,
-where both cases were measured in rounds (``bench.rounds``), is the t-interval of
+where both cases were measured in rounds (``bench.execution.rounds``), is the t-interval of
 the ratio of their round medians: paired round by round when both come from one
 run (side by side, or the same rounds of one sweep), Welch's otherwise. Cases of one
 round get the percentile-bootstrap 95% CI of median(a) / median(b) from the raw step
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.compare import Samples, bootstrap_ci, median_ratio, step_samples
-from bench.errors import UsageError
-from bench.stats import ratio_from_rounds
+from bench.analysis.compare import Samples, bootstrap_ci, median_ratio, step_samples
+from bench.core.errors import UsageError
+from bench.core.stats import ratio_from_rounds
 
 RESAMPLES = 1000  # per pair: enough for a plotted bar, cheap for a report of hundreds of pairs
 

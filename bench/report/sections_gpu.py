@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.document import Blocks, Heading, Paragraph
-from bench.report.sections_compare import ratio_summary
+from bench.report.sections_versus import ratio_summary
 from bench.report.slices import missing_note, ok_rows, pairs, short_label
 
 TITLE = "GPU: kernel settings and memory"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.errors import UsageError
+from bench.core.cases import AXES, Case
+from bench.core.errors import UsageError
+from bench.records.rows import PROVENANCE_COLUMNS
 from bench.report.answers import is_right
 from bench.report.document import Blocks, Heading, Link, Paragraph, Table
 from bench.report.slices import EXACT_TOL
-from bench.results import PROVENANCE_COLUMNS
-from bench.spec import AXES, Case
 
 
 def _num(value: float, fmt: str) -> str:

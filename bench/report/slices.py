@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench.spec import AXES
+from bench.core.cases import AXES
 
 # Axes that tell series apart in every plot rather than being fixed.
 SERIES = ("model", "device", "machine")
