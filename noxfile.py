@@ -55,6 +55,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend=VENV_BACKEND)
+def tests_fast(session: nox.Session) -> None:
+    """The tests not marked slow, for the edit-test loop (`nox -s tests` runs them all, as CI does)."""
+    install(session, "test")
+    session.run(PYTHON, "-m", "pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
 def mutants(session: nox.Session) -> None:
     """Named mutants (scripts/mutants.py): each must make its test files fail (`-- NAME` for some)."""
     install(session, "test")
@@ -125,7 +132,7 @@ LOCK_HEADER = """\
 # pip writes them only from an index, and the dev/CI machines take torch from disk.
 # On the dev/CI machines torch==2.13.0 is the CPU wheel on their disk; elsewhere
 # PyPI's torch==2.13.0 on Linux is the multi-GB CUDA build: pick the build with
-# RNNBENCH_TORCH (README, "Which torch gets installed").
+# RNNBENCH_TORCH (docs/install.md, "Which torch gets installed").
 """
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench.core.cases import Case
+from bench.core.paths import REPO_ROOT
 from bench.core.timer import Measurement
 from bench.records.files import AppendWriter, run_paths
 from bench.records.outcomes import Failed, Measured, WorkFacts
@@ -140,3 +144,21 @@ def synthetic_run(path: Path, cases: Sequence[Case], seed: int = 0, **provenance
         df.loc[i, "state_max_abs_err"] = "1.2" if padded_varies else "1e-07"
     df.to_csv(path, index=False)
     return path
+
+
+# --- bench run in a subprocess, watched as it writes ------------------------------------------
+
+
+def start(spec: Path, out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "bench", "run", "--spec", str(spec), "--out", str(out), *extra]
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if out.exists() and len(out.read_text().splitlines()) - 1 >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} rows after {timeout} s")

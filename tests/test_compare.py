@@ -167,6 +167,7 @@ min_samples = 6
 """
 
 
+@pytest.mark.slow
 def test_ci_suite_writes_pytest_benchmark_json_and_a_comparable_csv(tmp_path):
     spec = tmp_path / "suite.toml"
     spec.write_text(SUITE_SPEC)
@@ -190,6 +191,7 @@ def test_ci_suite_writes_pytest_benchmark_json_and_a_comparable_csv(tmp_path):
     assert set(pd.read_csv(tmp_path / "c" / "compare.csv")["verdict"]) == {"unchanged"}
 
 
+@pytest.mark.slow
 def test_side_by_side_writes_paired_blocks_that_compare_pairs(tmp_path):
     from bench.core.spec import expand, spec_from_toml
     from bench.execution.interleave import side_by_side

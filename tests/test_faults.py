@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from factories import TINY_SPEC
+from factories import TINY_SPEC, start, wait_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,21 +22,6 @@ from bench.records.rows import COLUMNS
 REPO = Path(__file__).resolve().parent.parent
 # 16 cases of ~0.3 s each: long enough to interrupt mid-sweep.
 SLOW_SPEC = TINY_SPEC.replace("batch_size = [3]", "batch_size = [2, 3]").replace("budget_s = 0.02", "budget_s = 0.3")
-
-
-def start(spec: Path, out: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "bench", "run", "--spec", str(spec), "--out", str(out), *extra]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_rows(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if out.exists() and len(out.read_text().splitlines()) - 1 >= n:
-            return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError(f"fewer than {n} rows after {timeout} s")
 
 
 def all_case_ids(spec: Path) -> list[str]:

@@ -97,6 +97,7 @@ def test_a_side_by_side_group_is_freed_with_its_failures(no_gc, monkeypatch):
     assert len(refs) == 3 and all(r() is None for r in refs)
 
 
+@pytest.mark.slow
 def test_the_against_worker_frees_a_case_before_building_the_next(no_gc, built):
     requests = [{"case": make_case(batch_size=b).wire_axes()} for b in (2, 3)] + [{"block_s": 0.01}]
     out = io.StringIO()
@@ -106,6 +107,7 @@ def test_the_against_worker_frees_a_case_before_building_the_next(no_gc, built):
     assert all(r() is None for r in built)  # the last one too, once the input ended
 
 
+@pytest.mark.slow
 def test_compiled_case_is_freed(no_gc, built):
     pytest.importorskip("torch._dynamo")
     outcome = runner.run_case(make_case(impl="compiled"), FAST, math.nan)

@@ -53,6 +53,7 @@ def test_a_25_percent_step_is_found_at_its_commit_for_the_affected_case_only(tmp
     assert (out / "trend_0.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_two_percent_noise_alone_gives_no_step(tmp_path):
     for seed in range(3):
         runs = write_history(tmp_path / f"runs{seed}", lambda i, c: 1.0, seed=seed)
@@ -81,6 +82,7 @@ def test_two_machines_are_kept_apart(tmp_path):
     assert "cpu A" in (out / "history.md").read_text() and "cpu B" in (out / "history.md").read_text()
 
 
+@pytest.mark.slow
 def test_fail_on_regression_only_for_the_newest_runs(tmp_path):
     victim = CASES[0].case_id
     recent = write_history(tmp_path / "recent", lambda i, c: 1.3 if c.case_id == victim and i >= 7 else 1.0)

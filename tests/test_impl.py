@@ -6,6 +6,7 @@ import contextlib
 import time
 
 import pandas as pd
+import pytest
 import torch
 from factories import make_case
 
@@ -24,6 +25,7 @@ def run(tmp_path, tiny_spec, *extra) -> pd.DataFrame:
     return pd.read_csv(out, keep_default_na=False)
 
 
+@pytest.mark.slow
 def test_every_variant_records_its_error_against_packed_module(tmp_path, tiny_spec):
     df = run(
         tmp_path,
@@ -49,6 +51,7 @@ def test_every_variant_records_its_error_against_packed_module(tmp_path, tiny_sp
     assert not df[df["impl"] == "module"]["case_id"].str.endswith("-module").any()  # ids as before impl
 
 
+@pytest.mark.slow
 def test_compiled_rows_carry_compile_time(tmp_path, tiny_spec):
     df = run(tmp_path, tiny_spec, "--impl", "compiled", "--model", "gru", "--varlen", "exact")
     assert list(df["status"]) == ["ok", "ok"]  # inference and training

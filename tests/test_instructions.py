@@ -228,6 +228,7 @@ def test_merge_keeps_instruction_samples(tmp_path):
 # --- real counts under callgrind ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_counts_repeat_exactly_across_processes_and_rows_say_so(tmp_path):
     """Two valgrind processes count one tiny training case at the same time: equal counts."""
@@ -252,6 +253,7 @@ def test_counts_repeat_exactly_across_processes_and_rows_say_so(tmp_path):
     assert row.instructions_spread < 0.05
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_a_case_that_fails_under_callgrind_is_an_error_row_and_the_rest_still_count():
     bad = make_case(model="nosuch.module:factory")

@@ -131,6 +131,7 @@ def test_a_run_warns_when_its_threads_and_other_processes_exceed_the_cores(monke
     assert oversubscribed(2, window_s=0) is None  # an idle machine's background
 
 
+@pytest.mark.slow
 @needs_proc
 def test_a_run_beside_a_busy_process_marks_its_rows_contended(tmp_path, tiny_spec, busy_core, capsys):
     out = tmp_path / "busy.csv"
@@ -145,6 +146,7 @@ def test_a_run_beside_a_busy_process_marks_its_rows_contended(tmp_path, tiny_spe
     assert rows["note"].str.contains("contended: other processes used").all()
 
 
+@pytest.mark.slow
 @needs_proc
 def test_env_check_names_the_noise_sources(capsys):
     assert main(["env", "--check"]) == 0

@@ -22,6 +22,7 @@ def profiles(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_torch_profile_names_rnn_and_packing_ops(profiles):
     packed = pd.read_csv(profiles / PACKED / "ops.csv")
     padded = pd.read_csv(profiles / PADDED / "ops.csv")

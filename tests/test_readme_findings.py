@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +34,7 @@ def test_the_findings_block_is_what_the_code_computes_from_the_reference_runs():
     assert module.main(["--check"]) == 0
 
 
+@pytest.mark.slow
 def test_the_check_fails_on_a_stale_block(tmp_path, monkeypatch):
     module = load_script()
     page = tmp_path / "findings.md"

@@ -49,6 +49,7 @@ def report(csvs: list[Path], out: Path) -> tuple[str, str]:
     return (out / "report.md").read_text(), (out / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_report_files_exist_and_are_valid(tiny_run, tmp_path):
     md, page = report([tiny_run], tmp_path / "rep")
     pngs = sorted((tmp_path / "rep").glob("*.png"))
@@ -84,6 +85,7 @@ def test_missing_axis_gives_a_note_not_a_figure(tiny_run, tmp_path):
     assert "CPU vs GPU" in md and "--device cpu,cuda" in md
 
 
+@pytest.mark.slow
 def test_csv_strings_are_escaped(tiny_run, tmp_path):
     df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
     df["cpu_model"] = "<script>alert(1)</script>"  # the machine's name: in findings, sections, tables
@@ -99,6 +101,7 @@ def test_csv_strings_are_escaped(tiny_run, tmp_path):
     assert "[link](http://evil)" not in md and "\\[link\\]" in md  # escaped: no live link
 
 
+@pytest.mark.slow
 def test_two_machines_merge_into_one_report(tiny_run, tmp_path):
     df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
     other = tmp_path / "other.csv"
@@ -134,6 +137,7 @@ def test_bad_input_exits_2(tiny_run, tmp_path, capsys, content, message):
     assert message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_report_needs_no_torch(tiny_run, tmp_path):
     code = (
         "import sys; from bench.cli import main; "
@@ -146,6 +150,7 @@ def test_report_needs_no_torch(tiny_run, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_hostile_case_ids_write_nothing_outside_the_report_folder(tiny_run, tmp_path):
     df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
     df.loc[0, "case_id"] = "../../escaped"
@@ -160,6 +165,7 @@ def test_hostile_case_ids_write_nothing_outside_the_report_folder(tiny_run, tmp_
     assert not Path("/tmp/absolute-escape").exists()
 
 
+@pytest.mark.slow
 def test_implementations_section_shows_each_variant_against_packed_module(tmp_path, tiny_spec):
     out = tmp_path / "variants.csv"
     flags = ["--varlen", "padded,packed,exact", "--impl", "module,cells", "--bidirectional", "true"]
@@ -185,6 +191,7 @@ def test_implementations_section_names_the_flags_when_variants_are_missing(tiny_
     assert "--varlen padded,packed,exact --impl module,compiled,cells" in section
 
 
+@pytest.mark.slow
 def test_results_from_before_the_varlen_and_impl_axes_still_load(tiny_run, tmp_path):
     df = pd.read_csv(tiny_run, dtype=str, keep_default_na=False)
     old = tmp_path / "old.csv"

@@ -61,6 +61,7 @@ def test_native_kernels_and_gru_lstm_are_given_per_stratum_on_the_reference_runs
             assert s.ratio.size >= 1 and s.ci[0] <= s.median <= s.ci[1]
 
 
+@pytest.mark.slow
 def test_strata_that_agree_are_pooled_and_strata_that_disagree_are_given_apart(tmp_path):
     rng = np.random.default_rng(3)
     outcomes = {}
@@ -148,12 +149,14 @@ def check_report(runs: list[Path], out: Path) -> None:
             assert line in packing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", preset_names())
 def test_every_preset_gets_sections_with_its_axes_and_findings_its_sections_repeat(preset, tmp_path):
     run = factories.synthetic_run(tmp_path / "run.csv", _preset_cases(preset))
     check_report([run], tmp_path / "rep")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_subsets_of_the_default_preset_keep_findings_and_sections_in_step(seed, tmp_path):
     cases = _preset_cases("default")
@@ -163,6 +166,7 @@ def test_random_subsets_of_the_default_preset_keep_findings_and_sections_in_step
     check_report([run], tmp_path / "rep")
 
 
+@pytest.mark.slow
 def test_the_threads_section_finds_its_rows_in_the_default_preset(tmp_path):
     run = factories.synthetic_run(tmp_path / "run.csv", _preset_cases("default"))
     md = report_md([run], tmp_path / "rep")
@@ -171,6 +175,7 @@ def test_the_threads_section_finds_its_rows_in_the_default_preset(tmp_path):
     assert threads and all(abs(float(r["ratio"][:-1]) - 1 / 1.8) < 0.02 for r in threads)
 
 
+@pytest.mark.slow
 def test_two_machines_load_together_and_are_compared_case_by_case(tmp_path):
     df = pd.read_csv(REFERENCE[0], dtype=str, keep_default_na=False)
     other = tmp_path / "other-machine.csv"

@@ -50,6 +50,7 @@ CHECK = """<script>window.addEventListener('load', function () {
 });</script>"""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(BROWSER is None, reason="needs Chromium (apt-get install chromium)")
 def test_the_html_report_reads_well_at_1280_px(tmp_path):
     out = tmp_path / "report"

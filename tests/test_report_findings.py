@@ -8,6 +8,7 @@ import re
 
 import factories
 import numpy as np
+import pytest
 from factories import make_case
 
 from bench.cli import main
@@ -121,6 +122,7 @@ def test_a_question_with_fewer_than_three_cases_names_each_case_even_when_it_var
                      r"one case \(gru b8 L16\) \| 1 \|", md, re.M)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_ratio_plots_carry_bootstrap_cis_from_the_raw_samples_and_say_when_they_cannot(tmp_path):
     rng = np.random.default_rng(1)
     outcomes = {}

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ def mixtures(draw: st.DrawFn) -> pd.DataFrame:
     return rows
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=mixtures())
 def test_report_renders_any_mixture_of_machines_series_and_failures(tmp_path_factory, rows):
@@ -52,6 +54,7 @@ def test_report_renders_any_mixture_of_machines_series_and_failures(tmp_path_fac
         assert f"{len(rows) - ok} case(s) failed:" in text
 
 
+@pytest.mark.slow
 def test_one_row_from_another_host_first_in_a_series(tmp_path):
     """The case the property test found first: the scaling sentence's series was empty."""
     rows = RUN.copy()

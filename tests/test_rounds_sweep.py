@@ -116,6 +116,7 @@ def test_interrupt_mid_round_keeps_the_round_and_resume_finishes_the_rest(tmp_pa
     assert not ledger.exists()
 
 
+@pytest.mark.slow
 def test_every_peak_is_measured_before_a_round_worker_starts(tmp_path, rounds_spec, monkeypatch):
     """A peak measured beside a worker importing torch reads a fraction of the machine."""
     import bench.execution.rounds

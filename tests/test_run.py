@@ -55,6 +55,7 @@ def test_tiny_run_holds_the_csv_contract(tmp_path, tiny_spec):
     assert meta["environment"]["torch_version"] and meta["peak_gflop_per_s"]
 
 
+@pytest.mark.slow
 def test_resume_runs_only_what_is_missing(tmp_path, tiny_spec):
     out = tmp_path / "run.csv"
     assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--model", "lstm"]) == 0
@@ -70,6 +71,7 @@ def test_resume_runs_only_what_is_missing(tmp_path, tiny_spec):
     assert {r["run_id"] for r in rows} == {first[0]["run_id"]}
 
 
+@pytest.mark.slow
 def test_resume_cuts_a_torn_samples_line_instead_of_keeping_a_wrong_value(tmp_path, tiny_spec):
     out = tmp_path / "run.csv"
     assert main(["run", "--spec", str(tiny_spec), "--out", str(out), "--model", "lstm"]) == 0
@@ -93,6 +95,7 @@ def test_existing_output_is_not_overwritten(tmp_path, tiny_spec, capsys):
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_oom_case_becomes_a_row_and_the_sweep_goes_on(tmp_path, tiny_spec):
     # 2**20 x 2**16 int64 tokens = 512 GiB: no machine here allocates that.
     code, out = run_tiny(

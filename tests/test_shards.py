@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from factories import TINY_SPEC
-from test_faults import start, wait_rows
+from factories import TINY_SPEC, start, wait_rows
 
 from bench.cli import main
 from bench.core.errors import UsageError
@@ -39,6 +38,7 @@ def test_bad_shard_values_exit_2(bad, capsys):
     assert "--shard" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_local_launcher_gives_the_one_process_case_set(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     spec = tmp_path / "tiny.toml"
@@ -58,6 +58,7 @@ def test_local_launcher_gives_the_one_process_case_set(tmp_path, monkeypatch):
     assert len(parts) == 2
 
 
+@pytest.mark.slow
 def test_killed_shard_resumes_and_the_merge_is_complete(tmp_path):
     spec = tmp_path / "slow.toml"
     spec.write_text(TINY_SPEC.replace("budget_s = 0.02", "budget_s = 0.3").replace("rounds = 1", "rounds = 2"))
@@ -109,6 +110,7 @@ def parts(tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_merge_refuses_overlap_missing_parts_and_mixed_schemas(parts, tmp_path, capsys):
     def merge(*paths):
         code = main(["merge", *map(str, paths), "--out", str(tmp_path / f"m{len(list(tmp_path.iterdir()))}.csv")])

@@ -192,6 +192,7 @@ def test_run_help_lists_each_axis_with_its_choices(capsys):
             assert choice in text
 
 
+@pytest.mark.slow
 def test_python_m_bench_ci_is_the_ci_subcommand():
     import subprocess
     import sys

@@ -82,6 +82,7 @@ def run(tmp_path, models, *extra):
     return code, out
 
 
+@pytest.mark.slow
 def test_a_user_model_runs_beside_the_suites_with_unsupported_rows(tmp_path, models):
     axes = ["--model", "good:build,gru", "--varlen", "padded,packed,exact", "--bidirectional", "false,true"]
     code, out = run(tmp_path, models, *axes)
@@ -131,6 +132,7 @@ def test_a_missing_model_path_is_refused(tmp_path, models, capsys):
     assert code == 2 and "--model-path" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_user_models_run_isolated_and_side_by_side(tmp_path, models):
     code, out = run(tmp_path, models, "--model", "good:build", "--bidirectional", "false", "--isolate")
     assert code == 0 and set(pd.read_csv(out)["status"]) == {"ok"}  # each case built in a child process
@@ -142,6 +144,7 @@ def test_user_models_run_isolated_and_side_by_side(tmp_path, models):
     assert rows.loc[rows["status"] == "ok", "note"].str.contains("side by side").all()
 
 
+@pytest.mark.slow
 def test_the_report_names_the_user_model(tmp_path, models):
     code, out = run(tmp_path, models, "--model", "good:build,lstm", "--bidirectional", "false")
     assert code == 0

@@ -45,7 +45,7 @@ class Calibration:
 
 
 def calibration(first: pd.DataFrame, second: pd.DataFrame) -> Calibration:
-    """Compare two runs' rows (``bench.records.files.read_results`` frames) case by case."""
+    """Compare two runs' rows (``bench.records.reading.read_results`` frames) case by case."""
     cols = ["case_id", "median_ms", "ci_low_ms", "ci_high_ms"]
 
     def ok(df: pd.DataFrame) -> pd.DataFrame:

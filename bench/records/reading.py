@@ -19,6 +19,7 @@ from bench.records.files import run_paths
 from bench.records.outcomes import METRICS, STATUSES
 from bench.records.rows import (
     CASE_COLUMNS,
+    COLUMNS,
     COUNT_SAMPLE_COLUMNS,
     MEASURE_COLUMNS,
     PROVENANCE_COLUMNS,
@@ -78,7 +79,10 @@ def _integers(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _fill(df: pd.DataFrame, col: str, value: Any, rows: pd.Series) -> None:
-    """Column ``col`` (added empty where the file lacks it) set to ``value`` in ``rows``' empty cells."""
+    """Column ``col`` (added empty where the file lacks it) set to ``value`` in ``rows``' empty cells;
+    nothing where no row is of the version being upgraded."""
+    if not rows.any():
+        return
     if col not in df.columns:
         df[col] = ""
     df.loc[rows & (df[col] == ""), col] = value
@@ -88,7 +92,7 @@ def _v1_late(df: pd.DataFrame, rows: pd.Series) -> None:
     """Columns version 1 gained without a bump: varlen and impl (an older row is varlen packed or
     padded from its `packed` column, impl module), state_max_abs_err and compile_s (empty), the tf32
     axis (off) and kernel_settings (empty: not recorded)."""
-    if "varlen" not in df.columns:
+    if "varlen" not in df.columns and rows.any():
         df["varlen"] = df["packed"].map({True: "packed", False: "padded"})
     _fill(df, "impl", "module", rows)
     _fill(df, "tf32", "off", rows)
@@ -188,7 +192,8 @@ def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     if (ok & ~timed & ~(df["instructions"] > 0)).any():
         raise UsageError(f"{path}: an ok instructions row has no positive instructions count")
     df["source"] = path.name
-    return df
+    # The current column order, whatever the file's: upgraded columns land where they belong.
+    return df[[*COLUMNS, *(c for c in df.columns if c not in COLUMNS)]]
 
 
 def read_samples(csv_path: Path) -> pd.DataFrame:
