@@ -227,3 +227,33 @@ def test_an_isolate_reply_carries_its_result_and_an_unversioned_one_is_the_resul
     assert messages.parse_isolate_reply(sent) == failed
     assert messages.parse_isolate_reply(failed) == failed  # before versions: the object itself
     assert messages.parse_isolate_reply({"result": 1}) == {"result": 1}  # a plain dict result, unversioned
+
+
+def test_round_worker_messages_carry_the_version_and_old_tuples_still_read():
+    from bench.core.timer import TimerConfig
+
+    cases, config, peaks = [make_case()], TimerConfig(), {make_case(): 10.0}
+    request = pickle.loads(pickle.dumps(messages.round_request(cases, config, peaks)))
+    assert messages.version_of(request) == messages.MESSAGE_VERSION
+    assert messages.parse_round_request(request) == (cases, config, peaks)
+    assert messages.parse_round_request((cases, config, peaks)) == (cases, config, peaks)  # before versions
+    outcomes = [(make_case(), Failed("oom", "x"))]
+    reply = messages.round_reply(outcomes)
+    assert messages.version_of(reply) == messages.MESSAGE_VERSION
+    assert messages.parse_round_reply(reply) == outcomes == messages.parse_round_reply(outcomes)
+
+
+def test_the_rounds_ledger_is_versioned_reads_unversioned_lines_and_refuses_newer(tmp_path):
+    from bench.execution.rounds import LEDGER_VERSION, Ledger
+
+    ledger = Ledger(tmp_path / "run.rounds.jsonl")
+    ledger.append(0, [(make_case(), Failed("oom", "x"))], 1.5)
+    (entry,) = ledger.read()
+    assert entry["v"] == LEDGER_VERSION and entry["round"] == 0
+    with ledger.path.open("a") as f:  # a line from before versions: the same fields, no "v"
+        f.write(json.dumps({"round": 1, "wall_s": 1.0, "outcomes": {}}) + "\n")
+    assert [e["round"] for e in ledger.read()] == [0, 1]
+    with ledger.path.open("a") as f:
+        f.write(json.dumps({"v": LEDGER_VERSION + 1, "round": 2, "wall_s": 1.0, "outcomes": {}}) + "\n")
+    with pytest.raises(UsageError, match="newer rnnbench"):
+        ledger.read()

@@ -1,13 +1,14 @@
 """Every message between the suite's processes, built and parsed here, each with a version.
 
-Three conversations:
+Four conversations:
 
 * the ``--against`` worker (``bench.worker``, JSON lines over stdin/stdout). The other tree
   may be older or newer than this one, so replies are read by key and an older tree's
   unversioned reply (version 0) is still read: it may lack ``status`` (it sent
   ``oom``), the error columns, ``compile_s`` and ``kernel_settings``;
 * the callgrind counter (``bench.execution.callgrind``: a job file in, JSON lines out);
-* the ``--isolate`` child (``bench.execution.isolate``: one pickled outcome over a pipe).
+* the ``--isolate`` child (``bench.execution.isolate``: one pickled outcome over a pipe);
+* a round's worker (``bench.execution.rounds``: pickled requests and replies over a pipe).
 
 ``MESSAGE_VERSION`` history: 0, no ``v`` key (before this module); 1, every message has
 ``"v": 1``, with the fields it had at version 0.
@@ -205,6 +206,31 @@ def parse_count_record(message: Mapping[str, Any]) -> tuple[str, Outcome] | Fata
         return case_id, Failed(message["status"], message["error"])
     facts = WorkFacts(**message["facts"])
     return case_id, Counted(message["counts"], facts, message.get("kernel_settings", ""))
+
+
+# --- a round's worker --------------------------------------------------------------------------
+
+
+def round_request(cases: Sequence[Case], config: Any, peaks: Mapping[Case, float]) -> dict[str, Any]:
+    """Measure one unit's ``cases`` under the timer ``config``, against their ``peaks``."""
+    return stamp({"cases": list(cases), "config": config, "peaks": dict(peaks)})
+
+
+def parse_round_request(message: Any) -> tuple[list[Case], Any, dict[Case, float]]:
+    """(cases, timer config, peaks); before version 1 the request was that tuple itself."""
+    if isinstance(message, dict):
+        return list(message["cases"]), message["config"], dict(message["peaks"])
+    cases, config, peaks = message
+    return list(cases), config, dict(peaks)
+
+
+def round_reply(outcomes: Sequence[tuple[Case, Outcome]]) -> dict[str, Any]:
+    return stamp({"outcomes": list(outcomes)})
+
+
+def parse_round_reply(message: Any) -> list[tuple[Case, Outcome]]:
+    """The unit's outcomes; before version 1 the reply was the list itself."""
+    return list(message["outcomes"]) if isinstance(message, dict) else list(message)
 
 
 # --- the --isolate child -----------------------------------------------------------------------

@@ -43,8 +43,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from bench.core.cases import Case
+from bench.core.errors import UsageError
 from bench.core.stats import rounds_interval, rounds_needed
 from bench.core.timer import Measurement, TimerConfig, freeze_imports
+from bench.execution import messages
 from bench.execution.isolate import FAULT_ENV
 from bench.records.files import repair_torn_tail
 from bench.records.outcomes import Failed, Measured, Outcome, WorkFacts
@@ -76,10 +78,10 @@ def _serve(fn: MeasureUnit, conn: Any) -> None:
         request = conn.recv()
         if request is None:
             break
-        cases = request[0]
+        cases, config, peaks = messages.parse_round_request(request)
         if os.environ.get(FAULT_ENV) in {c.case_id for c in cases}:
             os.abort()  # tests: a crash in native code, in the middle of a round
-        conn.send(fn(*request))
+        conn.send(messages.round_reply(fn(cases, config, peaks)))
     conn.close()
 
 
@@ -98,8 +100,8 @@ class RoundWorker:
 
     def measure(self, cases: list[Case], config: TimerConfig, peaks: dict[Case, float]) -> list[tuple[Case, Outcome]]:
         try:
-            self._conn.send((cases, config, peaks))
-            return self._conn.recv()
+            self._conn.send(messages.round_request(cases, config, peaks))
+            return messages.parse_round_reply(self._conn.recv())
         except (EOFError, BrokenPipeError, ConnectionResetError):
             self._proc.join()
             code = self._proc.exitcode or 0
@@ -228,8 +230,14 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+LEDGER_VERSION = 1  # 0: lines without "v" (the same fields); 1: each line has "v"
+
+
 class Ledger:
-    """``<run>.rounds.jsonl``: one line per finished unit-round, flushed to disk at once."""
+    """``<run>.rounds.jsonl``: one line per finished unit-round, flushed to disk at once.
+
+    Each line carries ``v`` (``LEDGER_VERSION``); a line of a newer version than this
+    rnnbench knows is refused in one line rather than guessed at."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -243,13 +251,17 @@ class Ledger:
         entries = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except json.JSONDecodeError:
                 continue  # not ours to read (a line from a crashed write that ended in a newline)
+            if isinstance(entry, dict) and entry.get("v", 0) > LEDGER_VERSION:
+                raise UsageError(f"{self.path}: written by a newer rnnbench (ledger version {entry['v']})")
+            entries.append(entry)
         return entries
 
     def append(self, index: int, outcomes: Sequence[tuple[Case, Outcome]], wall_s: float) -> None:
         entry = {
+            "v": LEDGER_VERSION,
             "round": index,
             "wall_s": wall_s,
             "outcomes": {c.case_id: _json_number(outcome_to_json(o)) for c, o in outcomes},
