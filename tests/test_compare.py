@@ -232,7 +232,7 @@ def test_paired_blocks_cancel_drift(tmp_path):
 
 
 def test_pairing_finds_a_change_that_drift_between_blocks_hides_from_an_unpaired_test():
-    """The README's "why side by side": each block pair ran at its own machine speed (up to ±40%).
+    """docs/ci.md's "why side by side": each block pair ran at its own machine speed (up to ±40%).
     The current side is 10% faster in every pair; pooled, the drift swamps that, paired it cannot."""
     from bench.analysis.compare import judge
 

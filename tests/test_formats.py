@@ -75,12 +75,25 @@ def test_a_newer_schema_version_is_one_line_naming_the_versions_read(current, tm
         read_results(newer)
 
 
-def test_a_current_file_with_a_case_column_cut_out_is_refused_not_guessed(current, tmp_path):
+def test_columns_a_tool_cut_from_a_current_file_are_filled_as_an_older_files(current, tmp_path):
     df = pd.read_csv(current, dtype=str, keep_default_na=False)
     cut = tmp_path / "cut.csv"
-    df.drop(columns=["impl"]).to_csv(cut, index=False)
-    with pytest.raises(UsageError, match="missing column 'impl'"):
-        read_results(cut)
+    df.drop(columns=["impl", "tf32", "varlen", "metric", "rounds"]).to_csv(cut, index=False)
+    got, now = read_results(cut), read_results(current)
+    assert list(got["varlen"]) == list(now["varlen"]) and set(got["impl"]) == {"module"}
+    assert set(got["tf32"]) == {"off"} and set(got["metric"]) == {"time"}
+    assert (got.loc[got["status"] == "ok", "rounds"] == 1).all()
+
+
+def test_an_empty_file_of_the_first_version_reads_empty(current, tmp_path):
+    df = pd.read_csv(current, dtype=str, keep_default_na=False)
+    later = [c for cols in ADDED_IN.values() for c in cols] + ["varlen", "impl", "tf32"]
+    empty = tmp_path / "empty.csv"
+    df.drop(columns=later).head(0).to_csv(empty, index=False)
+    got = read_results(empty, allow_empty=True)
+    assert got.empty and list(got.columns) == list(read_results(current).columns)
+    with pytest.raises(UsageError, match="no rows"):
+        read_results(empty)
 
 
 # --- the run JSON ------------------------------------------------------------------------------

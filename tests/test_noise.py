@@ -38,7 +38,7 @@ def test_other_processes_share_is_machine_time_less_our_own(monkeypatch):
 
 
 def test_contended_note_starts_at_a_tenth_of_a_core():
-    # The README's promise, as a literal: a tenth of a core, not whatever the constant says.
+    # docs/methodology.md's promise, as a literal: a tenth of a core, not whatever the constant says.
     assert contended_note(None) is None and contended_note(0.099) is None
     assert contended_note(0.1) is not None
     assert contended_note(0.9).startswith("contended: other processes used 0.90 core(s)")

@@ -39,7 +39,7 @@ def test_validate_command_reports_every_case(monkeypatch, capsys):
 
 @pytest.mark.parametrize(("ratio", "code", "verdict"), [(1.049, 0, "agree"), (0.951, 0, "agree"),
                                                         (1.051, 1, "DISAGREE"), (0.94, 1, "DISAGREE")])  # fmt: skip
-def test_validate_fails_beyond_the_5_percent_the_readme_promises(ratio, code, verdict, monkeypatch, capsys):
+def test_validate_fails_beyond_the_5_percent_the_docs_promise(ratio, code, verdict, monkeypatch, capsys):
     monkeypatch.setattr(validate, "validation_cases", lambda device, threads: [TINY])
     monkeypatch.setattr(validate, "timer_overhead_us", lambda cuda: 1.0)
     monkeypatch.setattr(validate, "compare_case", lambda case: (1.0, 1.0, ratio, 1.0, 1.0))

@@ -12,7 +12,6 @@ import argparse
 import os
 from pathlib import Path
 
-from bench.analysis.compare import CompareConfig, parse_threshold
 from bench.commands import add_model_path_flag
 from bench.execution.gate import DEFAULT_BASELINES, DEFAULT_OUT, DEFAULT_PRESETS, GateOptions
 from bench.records.outcomes import METRICS
@@ -69,6 +68,7 @@ def options_of(args: argparse.Namespace) -> GateOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.analysis.compare import parse_threshold
     from bench.execution.gate import measure_sides, refresh_baseline
 
     threshold = parse_threshold(args.threshold) if args.threshold is not None else None
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 def verdict(baseline: Path, current: Path, out: Path, threshold: float | None, allow_env_change: bool) -> int:
     """``bench compare --fail-on-regression``, its summary also in the GitHub job summary."""
+    from bench.analysis.compare import CompareConfig
     from bench.report.compare_page import show, write_comparison
 
     found = write_comparison(baseline, current, CompareConfig(threshold), out, allow_env_change)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from bench.analysis.compare import CompareConfig, parse_threshold
 from bench.core.errors import UsageError
 
 
@@ -24,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.analysis.compare import CompareConfig, parse_threshold
     from bench.report.compare_page import default_out, show, write_comparison
 
     if not 0 < args.alpha < 1:
@@ -33,7 +32,5 @@ def run(args: argparse.Namespace) -> int:
     found = write_comparison(
         args.baseline, args.current, CompareConfig(threshold, args.alpha), out, args.allow_env_change
     )
-    for line in found.changes:
-        print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
     show(found, out)
     return 1 if found.regressions and args.fail_on_regression else 0

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.analysis.compare import parse_threshold
-from bench.analysis.history import HistoryConfig, analyse, collect, recent_regressions
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     h = sub.add_parser("history", help="trends across runs and the steps in them")
@@ -21,6 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.analysis.compare import parse_threshold
+    from bench.analysis.history import HistoryConfig, analyse, collect, recent_regressions
     from bench.report.history_page import write_history
 
     config = HistoryConfig(

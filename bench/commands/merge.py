@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.records.merge import merge_parts
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser("merge", help="merge the part files of a sharded run")
@@ -15,6 +13,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.records.merge import merge_parts
+
     rows, _ = merge_parts(args.parts, args.out)
     print(f"merged {rows} rows into {args.out}")
     return 0

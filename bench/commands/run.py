@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     shard = parse_shard(args.shard) if args.shard else None
     cases, sweep_cases = plan(options, shard)
     if args.list:
-        print("\n".join(case.case_id for case in cases))
+        for case in cases:
+            print(case.case_id)
         return 0
     suffix = f"-shard{args.shard.replace('/', 'of')}" if args.shard else ""
     run_id = new_run_id()

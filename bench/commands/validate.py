@@ -7,10 +7,8 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from bench.analysis.calibration import calibration
 from bench.core.errors import UsageError
 from bench.core.spec import load_spec, with_timer_flags
-from bench.records.reading import read_results
 
 AGREEMENT = 0.90  # below this share of reruns inside the combined CI, the CIs promise more than they keep
 CALIBRATION_ONLY = ("preset", "spec", "runs", "rounds", "budget_s", "out")
@@ -75,6 +73,9 @@ def validate_timer(device: str) -> int:
 
 def calibrate(args: argparse.Namespace) -> int:
     """Run the sweep twice (or take ``--runs``): how often does a rerun land inside the combined CI?"""
+    from bench.analysis.calibration import calibration
+    from bench.records.reading import read_results
+
     if args.runs:
         first, second = args.runs
     else:

@@ -254,8 +254,9 @@ class Ledger:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue  # not ours to read (a line from a crashed write that ended in a newline)
-            if isinstance(entry, dict) and entry.get("v", 0) > LEDGER_VERSION:
-                raise UsageError(f"{self.path}: written by a newer rnnbench (ledger version {entry['v']})")
+            version = entry.get("v", 0) if isinstance(entry, dict) else 0
+            if not isinstance(version, int) or version > LEDGER_VERSION:
+                raise UsageError(f"{self.path}: written by a newer rnnbench (ledger version {version!r})")
             entries.append(entry)
         return entries
 

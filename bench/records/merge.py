@@ -1,6 +1,6 @@
 """``bench merge``: part files of a sharded run into one results CSV.
 
-Refuses parts that overlap (a case in two parts) or that ``bench.records.files``
+Refuses parts that overlap (a case in two parts) or that ``bench.records.reading``
 cannot read; reports the cases the run's spec asked for that no part holds.
 Rows keep the host and GPU that measured them, so a report can group by machine.
 """
@@ -22,7 +22,6 @@ from bench.records.rows import (
     ROUND_SAMPLE_COLUMNS,
     SAMPLE_COLUMNS,
     SCHEMA_VERSION,
-    new_run_id,
 )
 from bench.records.runinfo import RunInfo, read_run_info
 
@@ -84,7 +83,7 @@ def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) 
     samples.close()
     environments = [i.environment for i in infos if i.environment]
     RunInfo(
-        run_id=new_run_id(),
+        run_id="",  # each row keeps the run id of the shard that measured it
         schema_version=SCHEMA_VERSION,
         metric=metrics[0] if metrics else "time",
         spec_source=next((i.spec_source for i in infos if i.spec_source), ""),

@@ -79,10 +79,7 @@ def _integers(path: Path, df: pd.DataFrame, col: str) -> pd.Series:
 
 
 def _fill(df: pd.DataFrame, col: str, value: Any, rows: pd.Series) -> None:
-    """Column ``col`` (added empty where the file lacks it) set to ``value`` in ``rows``' empty cells;
-    nothing where no row is of the version being upgraded."""
-    if not rows.any():
-        return
+    """Column ``col`` (added empty where the file lacks it) set to ``value`` in ``rows``' empty cells."""
     if col not in df.columns:
         df[col] = ""
     df.loc[rows & (df[col] == ""), col] = value
@@ -92,7 +89,7 @@ def _v1_late(df: pd.DataFrame, rows: pd.Series) -> None:
     """Columns version 1 gained without a bump: varlen and impl (an older row is varlen packed or
     padded from its `packed` column, impl module), state_max_abs_err and compile_s (empty), the tf32
     axis (off) and kernel_settings (empty: not recorded)."""
-    if "varlen" not in df.columns and rows.any():
+    if "varlen" not in df.columns and "packed" in df.columns:
         df["varlen"] = df["packed"].map({True: "packed", False: "padded"})
     _fill(df, "impl", "module", rows)
     _fill(df, "tf32", "off", rows)
@@ -111,6 +108,8 @@ def _v1_to_v2(df: pd.DataFrame, rows: pd.Series) -> None:
 
 def _v2_to_v3(df: pd.DataFrame, rows: pd.Series) -> None:
     """Rounds: an older time row was measured in one process."""
+    if not rows.any():
+        return
     ok_time = rows & (df["status"] == "ok") & (df["metric"] == "time")
     _fill(df, "rounds", "1", ok_time)
     for col in ("rounds", "within_round_rel_ci", "between_round_rel_sd"):
@@ -122,6 +121,16 @@ def _v3_to_v4(df: pd.DataFrame, rows: pd.Series) -> None:
     cpu_count from the run JSON where it has it)."""
     for col in ("cpu_count", "mem_gib"):
         _fill(df, col, "", rows)
+
+
+def _dropped(df: pd.DataFrame) -> None:
+    """Columns a user's tool cut from a file of any version, filled as an older file's are."""
+    pd = _pandas()
+    every = pd.Series(True, index=df.index)
+    _v1_late(df, every)
+    _fill(df, "metric", "time", every)
+    if "rounds" not in df.columns:
+        _v2_to_v3(df, every)
 
 
 # UPGRADES[v] brings rows of version v to v + 1; a row of version v goes through every step from v
@@ -165,9 +174,7 @@ def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     _v1_late(df, version == 1)
     for v, step in sorted(UPGRADES.items()):
         step(df, version <= v)
-    lost = [c for c in CASE_COLUMNS if c not in df.columns]
-    if lost:  # a newer version's file with a column cut out: nothing can fill it in
-        raise UsageError(f"{path}: not a results CSV (missing column {lost[0]!r}, which version {version.max()} has)")
+    _dropped(df)
     df["schema_version"] = SCHEMA_VERSION
     for col in NUMERIC_COLUMNS:
         if col not in df.columns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +157,10 @@ def write_comparison(
 
 
 def show(found: Comparison, out: Path) -> None:
-    """The comparison on the terminal: the table, the counts, where the page is."""
+    """The comparison on the terminal: what differs between the environments, the table, the
+    counts, where the page is."""
+    for line in found.changes:
+        print(f"ENVIRONMENT CHANGED: {line}", file=sys.stderr)
     terminal_table(found.result)
     print(found.counts_text)
     print(f"summary: {out / 'compare.md'}")

@@ -1,4 +1,4 @@
-"""The frame a report is drawn from: results CSVs (read by ``bench.records.files``) with a machine label.
+"""The frame a report is drawn from: results CSVs (read by ``bench.records.reading``) with a machine label.
 
 Nothing here imports torch: reports are rebuilt anywhere from the CSVs alone.
 """
