@@ -17,7 +17,7 @@ from bench.core.spec import expand, load_spec
 from bench.core.timer import Measurement, measure
 from bench.measure.clocks import clock_for
 from bench.measure.correctness import extra_columns
-from bench.measure.peaks import PeakCache
+from bench.measure.peaks import RoofCache
 from bench.measure.usermodels import Unsupported
 from bench.measure.workload import build
 from bench.records.outcomes import Measured
@@ -43,7 +43,7 @@ def timer_config(request: pytest.FixtureRequest):
     return spec.timer
 
 
-PEAKS = PeakCache()
+PEAKS = RoofCache()
 
 
 def record(benchmark, m: Measurement) -> None:

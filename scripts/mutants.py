@@ -111,11 +111,25 @@ MUTANTS = (
         ("tests/test_report_answers.py",),
     ),
     Mutant(
-        "runner: peaks measured lazily, beside a worker",
+        "runner: roofs measured lazily, beside a worker",
         "bench/execution/runner.py",
-        "    for case in todo:\n        peak(case)\n",
+        "    for case in todo:\n        roofs_or_none(peaks, case)\n",
         "",
         ("tests/test_rounds_sweep.py",),
+    ),
+    Mutant(
+        "roofline: the memory and compute bounds swapped",
+        "bench/core/roofline.py",
+        'bound = "memory" if memory_roof < roofs.compute_gflop_per_s else "compute"',
+        'bound = "compute" if memory_roof < roofs.compute_gflop_per_s else "memory"',
+        ("tests/test_roofline.py",),
+    ),
+    Mutant(
+        "roofline: training traffic counted as one pass",
+        "bench/core/roofline.py",
+        "TRAINING_PASSES = 3",
+        "TRAINING_PASSES = 1",
+        ("tests/test_roofline.py",),
     ),
     Mutant(
         "ci: a failed tool install passes silently",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -14,10 +15,24 @@ import pandas as pd
 
 from bench.core.cases import Case
 from bench.core.paths import REPO_ROOT
+from bench.core.roofline import Level, Roofs
 from bench.core.timer import Measurement
 from bench.records.files import AppendWriter, run_paths
 from bench.records.outcomes import Failed, Measured, WorkFacts
 from bench.records.rows import COLUMNS, ROUND_SAMPLE_COLUMNS, SAMPLE_COLUMNS, make_row, sample_rows
+
+# Roofs like the dev VM's (AMD EPYC, 2 threads), for rows placed on a roofline.
+ROOFS = Roofs(
+    compute_gflop_per_s=200.0,
+    engine="oneDNN matmul",
+    levels=(
+        Level("L1", 64 * 2**10, 400.0),
+        Level("L2", 2 * 2**20, 230.0),
+        Level("L3", 32 * 2**20, 180.0),
+        Level("DRAM", float("inf"), 35.0),
+    ),
+    floor_ms_per_step=0.003,
+)
 
 TINY_SPEC = """
 [axes]
@@ -75,7 +90,7 @@ def measured(
     """A measured outcome; ``rounds`` tags each sample with its round (None: one round)."""
     tags = None if rounds is None else [int(r) for r in rounds]
     m = Measurement({"fwd": list(map(float, samples_ms))}, 1, 0.1, reached_target=True, rounds=tags)
-    return Measured(m, WorkFacts(valid_tokens=64, padding_fraction=0.0, gflop=0.01), 1.0, target_rel_ci)
+    return Measured(m, WorkFacts(valid_tokens=64, padding_fraction=0.0, gflop=0.01), 200.0, target_rel_ci)
 
 
 def write_run(
@@ -83,10 +98,12 @@ def write_run(
     outcomes: Mapping[Case, np.ndarray | Sequence[float] | str],
     run_id: str | None = None,
     timestamp: str | None = None,
+    roofs: Roofs | None = None,
     **provenance: str,
 ) -> Path:
     """A results CSV and its samples: per case, its samples (ms), a list of rounds of samples (a 2-D
-    array: measured in rounds, as a sweep does), or a failed status ("oom"/"error")."""
+    array: measured in rounds, as a sweep does), or a failed status ("oom"/"error"); with ``roofs``
+    the rows are placed on the roofline as a sweep places them."""
     in_rounds = any(not isinstance(o, str) and np.ndim(o) == 2 for o in outcomes.values())
     columns = ROUND_SAMPLE_COLUMNS if in_rounds else SAMPLE_COLUMNS
     rows, raw = AppendWriter(path, COLUMNS), AppendWriter(run_paths(path)[0], columns)
@@ -96,7 +113,7 @@ def write_run(
         else:
             values = np.asarray(outcome, dtype=float)
             tags = np.repeat(np.arange(values.shape[0]), values.shape[1]) if values.ndim == 2 else None
-            result = measured(values.ravel(), rounds=tags)
+            result = dataclasses.replace(measured(values.ravel(), rounds=tags), roofs=roofs)
             row = make_row(case, result, PROVENANCE | provenance, run_id or path.stem)
             raw.write_many(sample_rows(case.case_id, result.measurement))
         if timestamp:
@@ -129,12 +146,14 @@ def synthetic_ms(case: Case) -> float:
     return ms
 
 
-def synthetic_run(path: Path, cases: Sequence[Case], seed: int = 0, **provenance: str) -> Path:
+def synthetic_run(
+    path: Path, cases: Sequence[Case], seed: int = 0, roofs: Roofs | None = None, **provenance: str
+) -> Path:
     """A results CSV for ``cases`` as a sweep in 3 rounds would write it, with the errors a real run
     records: padded bidirectional outputs wrong, padded final states wrong wherever lengths vary."""
     rng = np.random.default_rng(seed)
     outcomes = {c: synthetic_ms(c) * rng.lognormal(0, 0.01, (3, 4)) for c in cases}
-    write_run(path, outcomes, **provenance)
+    write_run(path, outcomes, roofs=roofs, **provenance)
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     by_id = {c.case_id: c for c in cases}
     for i, case_id in enumerate(df["case_id"]):

@@ -16,7 +16,7 @@ from bench.records.files import run_paths
 from bench.records.merge import merge_parts
 from bench.records.outcomes import Counted, Failed, WorkFacts
 from bench.records.reading import UPGRADES, read_results
-from bench.records.rows import READABLE_VERSIONS, SCHEMA_VERSION
+from bench.records.rows import PLACEMENT_COLUMNS, READABLE_VERSIONS, SCHEMA_VERSION
 from bench.records.runinfo import RUN_FORMAT_VERSION, RunInfo, read_run_info
 
 # The columns each schema version added (bench.records.rows has the history).
@@ -32,6 +32,7 @@ ADDED_IN = {
     ],
     3: ["rounds", "within_round_rel_ci", "between_round_rel_sd"],
     4: ["cpu_count", "mem_gib"],
+    5: ["peak_engine", *PLACEMENT_COLUMNS],
 }
 
 
@@ -63,7 +64,9 @@ def test_a_file_of_each_older_version_reads_upgraded(current, tmp_path, version)
     # Rounds came with version 3: an older time row was one process.
     expected_rounds = 1 if version < 3 else now.loc[ok, "rounds"].iloc[0]
     assert (got.loc[ok, "rounds"] == expected_rounds).all() and got.loc[~ok, "rounds"].isna().all()
-    assert (got["cpu_count"] == "").all() and (got["mem_gib"] == "").all()  # not recorded before version 4
+    if version < 4:  # not recorded before version 4
+        assert (got["cpu_count"] == "").all() and (got["mem_gib"] == "").all()
+    assert (got["bound"] == "").all() and got["roof_fraction"].isna().all()  # no roofline before version 5
     assert np.allclose(got["median_ms"].fillna(0), now["median_ms"].fillna(0))
 
 

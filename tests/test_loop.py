@@ -82,10 +82,10 @@ def test_measure_keeps_warmup_out_and_reports_no_target_for_fixed_schedules():
 
 def test_a_row_claims_no_target_that_was_not_set():
     m = Measurement({"fwd": [1.0] * 6}, warmup_runs=1, sampling_s=0.1, reached_target=None)
-    row = make_row(make_case(), Measured(m, WorkFacts(10, 0.0, 0.1), 1.0), {}, "r")
+    row = make_row(make_case(), Measured(m, WorkFacts(10, 0.0, 0.1), 200.0), {}, "r")
     assert row.note.startswith("no precision target") and "noisy" not in row.note
     missed = Measurement({"fwd": [1.0, 9.0] * 3}, warmup_runs=1, sampling_s=0.1, reached_target=False)
-    row = make_row(make_case(), Measured(missed, WorkFacts(10, 0.0, 0.1), 1.0, target_rel_ci=0.02), {}, "r")
+    row = make_row(make_case(), Measured(missed, WorkFacts(10, 0.0, 0.1), 200.0, target_rel_ci=0.02), {}, "r")
     assert row.note.startswith("noisy") and "target ±2%" in row.note
 
 

@@ -124,17 +124,24 @@ def test_every_peak_is_measured_before_a_round_worker_starts(tmp_path, rounds_sp
     from bench.cli import main
 
     events: list[str] = []
-    real_peak, real_worker = bench.measure.peaks.peak_gflop_per_s, bench.execution.rounds.RoundWorker.__init__
+    real_worker = bench.execution.rounds.RoundWorker.__init__
 
-    def peak(*args, **kwargs):
-        events.append("peak")  # a matmul timed, not a cached value read
-        return real_peak(*args, **kwargs)
+    def counted(name: str):
+        real = getattr(bench.measure.peaks, name)
+
+        def measure(*args, **kwargs):
+            events.append("peak")  # a roof measured, not a cached value read
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(bench.measure.peaks, name, measure)
 
     def worker(self, fn):
         events.append("worker")
         real_worker(self, fn)
 
-    monkeypatch.setattr(bench.measure.peaks, "peak_gflop_per_s", peak)
+    for name in ("compute_roof", "memory_levels", "floor_ms_per_step"):
+        counted(name)
     monkeypatch.setattr(bench.execution.rounds.RoundWorker, "__init__", worker)
     assert main(["run", "--spec", str(rounds_spec), "--out", str(tmp_path / "r.csv"), "--model", "lstm"]) == 0
     assert "worker" in events and "peak" not in events[events.index("worker") :]
+    assert events.count("peak") >= 3  # the compute roof, the memory levels and a floor, all before

@@ -16,9 +16,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bench.core.noise import system_checks
+    from bench.measure.bandwidth import memory_levels
     from bench.measure.checks import dtype_supported
     from bench.measure.env import environment
-    from bench.measure.peaks import peak_gflop_per_s
+    from bench.measure.peaks import compute_roof
 
     if args.check:  # one line each: what, its state, what to do
         checks = system_checks(torch.get_num_threads())
@@ -30,14 +31,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"{key:22} {value}")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     threads = torch.get_num_threads()
-    print(f"\nmeasured peak (n×n matmul, best sample, {threads} CPU threads):")
+    print(f"\ncompute roofs (best sample of each engine, {threads} CPU threads; * the roof):")
     for device in devices:
-        for dtype in ("float32", "bfloat16", "float16"):
+        for dtype, tf32 in (("float32", False), ("float32", True), ("bfloat16", False), ("float16", False)):
+            if tf32 and device != "cuda":  # what --tf32 on is measured against: CUDA float32 only
+                continue
+            label = f"{device:5} {dtype + ('+tf32' if tf32 else ''):13}"
             why = dtype_supported(device, dtype)
             if why:
-                print(f"  {device:5} {dtype:9} unsupported: {why}")
+                print(f"  {label} unsupported: {why}")
                 continue
-            print(f"  {device:5} {dtype:9} {peak_gflop_per_s(device, dtype, threads):10.1f} GFLOP/s")
-            if device == "cuda" and dtype == "float32":  # what --tf32 on is measured against
-                print(f"  {device:5} {'+tf32':9} {peak_gflop_per_s(device, dtype, threads, tf32=True):10.1f} GFLOP/s")
+            roof = compute_roof(device, dtype, threads, tf32)
+            theory = f", theoretical {roof.theoretical_gflop_per_s:.0f}" if roof.theoretical_gflop_per_s else ""
+            print(f"  {label} {roof.gflop_per_s:8.1f} GFLOP/s ({roof.engine}{theory})")
+            for name, rate in roof.candidates.items():
+                print(f"  {'':19} {'*' if name == roof.engine else ' '} {rate:8.1f}  {name}")
+    print(f"\nbandwidth roofs (read bandwidth of each memory level, {threads} threads):")
+    for device in devices:
+        for level in memory_levels(device, threads):
+            held = "" if level.capacity_bytes == float("inf") else f" (holds {level.capacity_bytes / 2**20:g} MiB)"
+            print(f"  {device:5} {level.name:5} {level.gb_per_s:8.1f} GB/s{held}")
     return 0

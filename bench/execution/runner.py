@@ -8,6 +8,7 @@ shard launchers hand it to their jobs as it is (no argv re-parsing).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -22,6 +23,7 @@ import torch
 from bench.core.cases import Case
 from bench.core.errors import UsageError
 from bench.core.noise import CpuWatch, oversubscribed
+from bench.core.roofline import Roofs
 from bench.core.spec import Spec, expand
 from bench.core.timer import Measurement, TimerConfig, freeze_imports, measure
 from bench.execution import progress
@@ -36,7 +38,7 @@ from bench.measure.checks import check_cases
 from bench.measure.clocks import clock_for
 from bench.measure.correctness import extra_columns
 from bench.measure.failures import failure
-from bench.measure.peaks import PeakCache
+from bench.measure.peaks import RoofCache
 from bench.measure.variants import measure_together, variant_groups
 from bench.measure.workload import Workload, build
 from bench.records.files import AppendWriter, keep_samples, repair_torn_tail, run_paths
@@ -56,12 +58,20 @@ from bench.records.rows import (
 from bench.records.runinfo import RunInfo
 
 
-def peak_or_nan(peaks: PeakCache, case: Case) -> float:
+def peak_or_nan(peaks: RoofCache, case: Case) -> float:
     """The device peak for the case; NaN if even the matmul fails (the case will too)."""
     try:
         return peaks.for_case(case)
     except Exception:
         return math.nan
+
+
+def roofs_or_none(peaks: RoofCache, case: Case) -> Roofs | None:
+    """Every roof of the case (measured now where not yet); None if they cannot be measured."""
+    try:
+        return peaks.roofs_for(case)
+    except Exception:
+        return None
 
 
 def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
@@ -249,7 +259,7 @@ def run_sweep(
     samples_path, json_path = run_paths(out)
     todo = [c for c in cases if c.case_id not in done]
     provenance = env.provenance()
-    peaks = PeakCache()
+    peaks = RoofCache()
     counting = options.metric == "instructions"
     meta = RunInfo(
         run_id=run_id,
@@ -287,6 +297,8 @@ def run_sweep(
                     bar.advance(row.case.case_id, row.status, row_detail(row))
         else:
             for case, outcome in _timed(todo, options, peaks, out, samples_out):
+                if isinstance(outcome, Measured):  # its roofs: measured before the workers started
+                    outcome = dataclasses.replace(outcome, roofs=roofs_or_none(peaks, case))
                 _write_row(case, outcome, provenance, run_id, rows_out, rows)
         complete = True
     finally:
@@ -294,7 +306,8 @@ def run_sweep(
         samples_out.close()
         if complete and not counting:
             Ledger(ledger_path(out)).remove()  # every row is out: the rounds are in the CSVs
-        meta.peak_gflop_per_s = peaks.as_dict()
+        meta.peak_gflop_per_s = {key: r["gflop_per_s"] for key, r in peaks.as_dict()["compute"].items()}
+        meta.roofs = peaks.as_dict()
         meta.finished = now_iso()
         meta.status_counts = dict(Counter(r.status for r in rows))
         meta.write(json_path)
@@ -312,7 +325,7 @@ def _write_row(
 
 
 def _timed(
-    todo: Sequence[Case], options: SweepOptions, peaks: PeakCache, out: Path, samples_out: AppendWriter
+    todo: Sequence[Case], options: SweepOptions, peaks: RoofCache, out: Path, samples_out: AppendWriter
 ) -> Iterator[tuple[Case, Outcome]]:
     """Each case timed in its rounds (bench.execution.rounds): alone, in a child, or with its variants side
     by side; each round's samples written as it ends, each case's outcome yielded when it has all."""
@@ -330,11 +343,11 @@ def _timed(
     def peak(case: Case) -> float:
         return peak_or_nan(peaks, case)
 
-    # Every peak before any round's worker starts: measured lazily, the first peak ran beside the
+    # Every roof before any round's worker starts: measured lazily, the first peak ran beside the
     # worker importing torch and read 8 GFLOP/s instead of ~200 (2-vCPU AMD EPYC VM), and every
     # efficiency of the run was off by as much.
     for case in todo:
-        peak(case)
+        roofs_or_none(peaks, case)
     if config.rounds > 1 and not options.isolate:
         executor: Executor = WorkerPerRound(measure_unit, per_round, peak)
     else:  # one round in this process (a quick look), or each unit-round in a child of its own

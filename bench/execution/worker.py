@@ -25,7 +25,7 @@ from bench.measure.backends import settings_now
 from bench.measure.clocks import clock_for
 from bench.measure.correctness import extra_columns
 from bench.measure.failures import failure
-from bench.measure.peaks import PeakCache
+from bench.measure.peaks import RoofCache
 from bench.measure.workload import Workload, build
 
 READY_RUNS = 6  # measured once after the build, as a warm-up that settles the caches
@@ -37,7 +37,7 @@ BLOCK_WARMUP = TimerConfig(warmup_runs=1, warmup_s=0.0)
 def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
     freeze_imports()  # torch and the suite are imported: later collections scan only what cases make
     work: Workload | None = None
-    peaks = PeakCache()
+    peaks = RoofCache()
     for line in stdin:
         request = messages.from_line(line)
         asked = messages.parse_request(request)

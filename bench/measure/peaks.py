@@ -1,28 +1,47 @@
-"""The machine's own limit: GFLOP/s of a large matrix product per device/dtype.
+"""The machine's roofs: a compute roof no case can beat, a bandwidth per memory level, and the
+overhead floor, measured once per run for each device, dtype, thread count and TF32 setting.
 
-Efficiency is reported against this measured peak rather than a datasheet
-number, so it says how close a case gets to what this machine, with this torch
-and thread count, can really do on dense math.
+The compute roof is the best of several engines (``engines``): ``torch.mm`` of n×n, ``torch.mm``
+at an RNN's own GEMM shapes (the input projection over all positions, the recurrent
+product of one step at a large batch), oneDNN's matmul on the CPU, and the RNN kernel itself
+(``nn.LSTM``, run by oneDNN or cuDNN) at a large size. One engine alone can be beaten:
+on an AMD EPYC VM torch's n×n matmul (MKL) reached 221 GFLOP/s while oneDNN's LSTM reached
+455. Each engine's best sample is kept (a roof is an upper reference), the winner named.
+Beside it, the theoretical figure where the machine tells it (``theoretical_gflop_per_s``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import torch
 
 from bench.core.cases import Case
+from bench.core.roofline import Level, Roofs
 from bench.core.stats import MIN_CI_SAMPLES
 from bench.core.timer import FixedCount, StopRule, TimerConfig, measure
 from bench.measure.backends import kernel_settings
+from bench.measure.bandwidth import memory_levels
 from bench.measure.clocks import clock_for
+from bench.measure.floors import floor_key, floor_ms_per_step
 from bench.measure.workload import DTYPES, thread_count
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
-PEAK_TIMER = TimerConfig(target_rel_ci=0.02, min_samples=MIN_CI_SAMPLES, max_samples=50, budget_s=1.0, warmup_s=0.1)
+PEAK_TIMER = TimerConfig(target_rel_ci=0.02, min_samples=MIN_CI_SAMPLES, max_samples=50, budget_s=0.4, warmup_s=0.1)
 # A dtype without fast kernels (float16 on many CPUs: 0.3 GFLOP/s measured on a 2-core
-# AMD EPYC, 57 s for one 2048 product) gets a smaller product, so a peak costs about a
-# second whatever the dtype: the size halves until one product is estimated under this.
+# AMD EPYC, 57 s for one 2048 product) gets a smaller product and no other engine, so a
+# roof costs about a second whatever the dtype: the size halves until one product is
+# estimated under this.
 PROBE_SIZE = 256
 MAX_MATMUL_MS = 50.0
+# The RNN-shaped engines' sizes: hidden H, batch B, steps T (a GPU gets larger ones).
+RNN_SHAPE = {"cpu": (512, 128, 32), "cuda": (2048, 1024, 32)}
+SLOW_GFLOP_PER_S = 5.0  # below this in the probe, a dtype has no fast kernels here: n×n alone
+
+Engine = tuple[str, float, Callable[[], object]]  # name, FLOPs of one call, the call
 
 
 def _matmul_ms(device: str, dtype: str, n: int, config: TimerConfig, stop: StopRule | None = None) -> list[float]:
@@ -31,42 +50,173 @@ def _matmul_ms(device: str, dtype: str, n: int, config: TimerConfig, stop: StopR
     return measure([("matmul", lambda: torch.mm(a, b))], config, clock_for(device), stop=stop).phases["matmul"]
 
 
-def matmul_size(device: str, dtype: str) -> int:
+def _probe_ms(device: str, dtype: str) -> float:
+    return min(_matmul_ms(device, dtype, PROBE_SIZE, TimerConfig(warmup_runs=1, warmup_s=0.0), FixedCount(2)))
+
+
+def matmul_size(device: str, dtype: str, probe_ms: float | None = None) -> int:
     """The product size for a peak: ``MATMUL_SIZE``, smaller where one would be slow."""
-    probe_ms = min(_matmul_ms(device, dtype, PROBE_SIZE, TimerConfig(warmup_runs=1, warmup_s=0.0), FixedCount(2)))
+    probe_ms = _probe_ms(device, dtype) if probe_ms is None else probe_ms
     n = MATMUL_SIZE[device]
     while n > PROBE_SIZE and probe_ms * (n / PROBE_SIZE) ** 3 > MAX_MATMUL_MS:
         n //= 2
     return n
 
 
-def peak_gflop_per_s(device: str, dtype: str, threads: int, tf32: bool = False) -> float:
-    """Best-sample GFLOP/s of an n×n×n matmul (best, since a peak is an upper reference).
+def _mm(device: str, dtype: str, m: int, k: int, n: int, name: str) -> Engine:
+    a = torch.randn(m, k, device=device).to(DTYPES[dtype])
+    b = torch.randn(k, n, device=device).to(DTYPES[dtype])
+    return name, 2.0 * m * k * n, lambda: torch.mm(a, b)
 
-    Under the same kernel settings as the cases (``bench.measure.backends``): with
-    ``tf32`` the float32 matmul may use TF32 tensor cores, as the cases do.
-    """
+
+def _onednn_linear(dtype: str, m: int, k: int, n: int) -> Engine | None:
+    """oneDNN's matmul (torch's mkldnn linear), where this torch has it."""
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    if op is None or not torch.backends.mkldnn.is_available():
+        return None
+    x = torch.randn(m, k).to(DTYPES[dtype])
+    w = torch.randn(n, k).to(DTYPES[dtype])
+    try:
+        op(x, w, None, "none", [], "")
+    except (RuntimeError, TypeError, NotImplementedError):
+        return None
+    return f"oneDNN matmul {m}x{k}x{n}", 2.0 * m * k * n, lambda: op(x, w, None, "none", [], "")
+
+
+def _lstm(device: str, dtype: str, h: int, b: int, t: int) -> Engine:
+    lstm = torch.nn.LSTM(h, h).to(device=device, dtype=DTYPES[dtype])
+    x = torch.randn(t, b, h, device=device).to(DTYPES[dtype])
+    flops = 2.0 * t * b * 4 * h * (h + h)  # input and recurrent products of the four gates
+    return f"nn.LSTM h{h} b{b} t{t}", flops, lambda: lstm(x)
+
+
+def engines(device: str, dtype: str) -> list[Engine]:
+    """The engines of the compute roof; only n×n where the dtype has no fast kernels here."""
+    probe_ms = _probe_ms(device, dtype)
+    n = matmul_size(device, dtype, probe_ms)
+    found: list[Engine | None] = [_mm(device, dtype, n, n, n, f"torch.mm {n}x{n}x{n}")]
+    if 2 * PROBE_SIZE**3 / (probe_ms / 1e3) / 1e9 < SLOW_GFLOP_PER_S:
+        return [e for e in found if e]
+    h, b, t = RNN_SHAPE[device]
+    found += [
+        _mm(device, dtype, b * t, h, 4 * h, f"torch.mm {b * t}x{h}x{4 * h} (input projection)"),
+        _mm(device, dtype, b, h, 4 * h, f"torch.mm {b}x{h}x{4 * h} (one recurrent step)"),
+        _onednn_linear(dtype, b * t, h, h) if device == "cpu" else None,
+        _lstm(device, dtype, h, b, t),
+    ]
+    return [e for e in found if e]
+
+
+@dataclass(frozen=True)
+class ComputeRoof:
+    gflop_per_s: float
+    engine: str
+    candidates: dict[str, float]  # every engine's best GFLOP/s
+    theoretical_gflop_per_s: float | None  # from the machine's own figures, where it tells them
+
+
+def compute_roof(device: str, dtype: str, threads: int, tf32: bool = False) -> ComputeRoof:
+    """The best GFLOP/s of the engines, under the cases' kernel settings (``bench.measure.backends``:
+    with ``tf32`` float32 products may use TF32 tensor cores, as the cases do)."""
+    candidates = {}
     with thread_count(threads), kernel_settings(device, "default", tf32), torch.inference_mode():
-        n = matmul_size(device, dtype)
-        best_ms = min(_matmul_ms(device, dtype, n, PEAK_TIMER))
-    return 2 * n**3 / (best_ms / 1e3) / 1e9
+        for name, flops, call in engines(device, dtype):
+            try:
+                best_ms = min(measure([("engine", call)], PEAK_TIMER, clock_for(device)).phases["engine"])
+            except RuntimeError:  # out of memory for the large shapes on a small device: skip it
+                continue
+            candidates[name] = flops / (best_ms / 1e3) / 1e9
+    engine = max(candidates, key=candidates.__getitem__)
+    return ComputeRoof(candidates[engine], engine, candidates, theoretical_gflop_per_s(device, dtype, threads))
 
 
-class PeakCache:
-    """Measures each (device, dtype, threads, TF32) peak once per run."""
+def peak_gflop_per_s(device: str, dtype: str, threads: int, tf32: bool = False) -> float:
+    """The compute roof's GFLOP/s (``compute_roof``)."""
+    return compute_roof(device, dtype, threads, tf32).gflop_per_s
 
-    def __init__(self) -> None:
-        self._peaks: dict[tuple[str, str, int, bool], float] = {}
+
+def theoretical_gflop_per_s(
+    device: str, dtype: str, threads: int, cpuinfo: Path = Path("/proc/cpuinfo")
+) -> float | None:
+    """Threads × clock × FLOPs per cycle, from /proc/cpuinfo's clock and vector flags, assuming two
+    FMA units as wide as the widest vectors the flags list (a ceiling: a VM's nominal clock, and
+    cores with narrower units, give less). None on a GPU or where the machine does not say."""
+    if device != "cpu":
+        return None
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    mhz = next((float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")), None)
+    flags = set(next((line.split(":")[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    if not mhz:
+        return None
+    lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
+    if dtype == "bfloat16" and "avx512_bf16" in flags:
+        lanes *= 2
+    elif dtype != "float32" and not ({"avx512_fp16"} & flags and dtype == "float16"):
+        return None  # no native half-precision math the flags tell of
+    return threads * mhz / 1e3 * lanes * 2 * 2  # GHz × lanes × FMA (2 FLOPs) × 2 units
+
+
+@dataclass
+class RoofCache:
+    """The roofs, each measured once per run: compute per (device, dtype, threads, TF32), the
+    memory levels per (device, threads), the overhead floor per tiny copy of a case."""
+
+    compute: dict[tuple[str, str, int, bool], ComputeRoof] = field(default_factory=dict)
+    levels: dict[tuple[str, int], tuple[Level, ...]] = field(default_factory=dict)
+    floors: dict[Case, float] = field(default_factory=dict)
+
+    def compute_for(self, device: str, dtype: str, threads: int, tf32: bool = False) -> ComputeRoof:
+        key = (device, dtype, threads, tf32)
+        if key not in self.compute:
+            self.compute[key] = compute_roof(device, dtype, threads, tf32)
+        return self.compute[key]
 
     def get(self, device: str, dtype: str, threads: int, tf32: bool = False) -> float:
-        key = (device, dtype, threads, tf32)
-        if key not in self._peaks:
-            self._peaks[key] = peak_gflop_per_s(device, dtype, threads, tf32)
-        return self._peaks[key]
+        return self.compute_for(device, dtype, threads, tf32).gflop_per_s
 
     def for_case(self, case: Case) -> float:
-        """The peak a case's efficiency is measured against: its device, dtype, threads and TF32."""
+        """The compute roof a case's efficiency is measured against."""
         return self.get(case.device, case.dtype, case.threads, case.uses_tf32)
 
-    def as_dict(self) -> dict[str, float]:
-        return {f"{d}/{t}/threads={n}" + ("/tf32" if tf32 else ""): v for (d, t, n, tf32), v in self._peaks.items()}
+    def roofs_for(self, case: Case) -> Roofs:
+        """Every roof of ``case``, measured now where not yet (call before workers start)."""
+        compute = self.compute_for(case.device, case.dtype, case.threads, case.uses_tf32)
+        key = (case.device, case.threads)
+        if key not in self.levels:
+            self.levels[key] = memory_levels(case.device, case.threads)
+        floor = None
+        if not case.user_model:
+            tiny = floor_key(case)
+            if tiny not in self.floors:
+                self.floors[tiny] = floor_ms_per_step(case)
+            floor = self.floors[tiny]
+        return Roofs(compute.gflop_per_s, compute.engine, self.levels[key], floor)
+
+    def as_dict(self) -> dict[str, object]:
+        """For the run JSON: every roof with its engines, levels and floors."""
+
+        def finite(x: float) -> float | None:
+            return None if math.isinf(x) else x
+
+        return {
+            "compute": {
+                f"{d}/{t}/threads={n}" + ("/tf32" if tf32 else ""): {
+                    "gflop_per_s": r.gflop_per_s,
+                    "engine": r.engine,
+                    "candidates": r.candidates,
+                    "theoretical_gflop_per_s": r.theoretical_gflop_per_s,
+                }
+                for (d, t, n, tf32), r in self.compute.items()
+            },
+            "bandwidth": {
+                f"{d}/threads={n}": [
+                    {"level": lv.name, "capacity_bytes": finite(lv.capacity_bytes), "gb_per_s": lv.gb_per_s}
+                    for lv in levels
+                ]
+                for (d, n), levels in self.levels.items()
+            },
+            "floors_ms_per_step": {c.case_id: ms for c, ms in self.floors.items()},
+        }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.core.roofline import Roofs
 from bench.core.timer import Measurement
 
 METRICS = ("time", "instructions")
@@ -34,6 +35,7 @@ class Measured:
     extra: Mapping[str, float | None] = field(default_factory=dict)  # errors, compile_s, peak_mem_mb
     schedule: str = ""  # how it was sampled, when not alone (side by side, blocks)
     kernel_settings: str = ""  # bench.measure.backends.settings_now() while the case ran
+    roofs: Roofs | None = None  # the case's roofs (set by the sweep's parent, which measured them)
 
 
 @dataclass(frozen=True)

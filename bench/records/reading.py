@@ -22,6 +22,7 @@ from bench.records.rows import (
     COLUMNS,
     COUNT_SAMPLE_COLUMNS,
     MEASURE_COLUMNS,
+    PLACEMENT_COLUMNS,
     PROVENANCE_COLUMNS,
     READABLE_VERSIONS,
     SAMPLE_COLUMNS,
@@ -31,7 +32,16 @@ from bench.records.rows import (
 if TYPE_CHECKING:  # pandas is imported by the readers alone: see _pandas()
     import pandas as pd
 
-TEXT_COLUMNS = ("status", "error", "metric", "note", *PROVENANCE_COLUMNS[:-1])  # schema_version is a number
+TEXT_COLUMNS = (
+    "status",
+    "error",
+    "metric",
+    "peak_engine",
+    "weights_level",
+    "bound",
+    "note",
+    *PROVENANCE_COLUMNS[:-1],
+)  # schema_version is a number
 NUMERIC_COLUMNS = tuple(c for c in MEASURE_COLUMNS if c not in TEXT_COLUMNS)
 # Present in every version-1 file; the rest is filled in for files from before it was added.
 REQUIRED_COLUMNS = (
@@ -133,9 +143,20 @@ def _dropped(df: pd.DataFrame) -> None:
         _v2_to_v3(df, every)
 
 
+def _v4_to_v5(df: pd.DataFrame, rows: pd.Series) -> None:
+    """The roofline: not measured before (peak_gflop_per_s then was torch.mm of n×n alone)."""
+    for col in ("peak_engine", *PLACEMENT_COLUMNS):
+        _fill(df, col, "", rows)
+
+
 # UPGRADES[v] brings rows of version v to v + 1; a row of version v goes through every step from v
 # on. A new schema version adds its step here (and its history in bench.records.rows).
-UPGRADES: dict[int, Callable[[pd.DataFrame, pd.Series], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+UPGRADES: dict[int, Callable[[pd.DataFrame, pd.Series], None]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+}
 
 
 def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import numpy as np
 
 from bench.core.cases import CASE_COLUMN_NAMES, Case
 from bench.core.noise import contended_note
+from bench.core.roofline import place
 from bench.core.stats import RoundsSummary, summarize, summarize_rounds
 from bench.core.timer import Measurement
 from bench.records.outcomes import Counted, Failed, Outcome
@@ -40,8 +41,12 @@ from bench.records.outcomes import Counted, Failed, Outcome
 #   4: the machine's identity beside cpu_model: cpu_count (logical CPUs the OS shows) and
 #      mem_gib (its memory), so that a report names machines by what they are. Older
 #      rows have them empty (a report fills cpu_count from the run JSON where it has it).
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+#   5: the roofline (bench.core.roofline): peak_gflop_per_s becomes the compute roof (the best of
+#      several engines, named in peak_engine; before, torch.mm of n×n alone), and traffic_mb,
+#      intensity_flop_per_byte, attained_gb_per_s, weights_level, level_gb_per_s,
+#      roof_gflop_per_s, roof_fraction, floor_ms and bound are added. Older rows have them empty.
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 
 SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "ms")
@@ -92,8 +97,18 @@ class Row:
     padding_fraction: float | None = None
     gflop: float | None = None  # useful work of one step (valid tokens)
     gflop_per_s: float | None = None
-    peak_gflop_per_s: float | None = None  # measured matmul peak of the device, dtype, threads
-    efficiency: float | None = None
+    peak_gflop_per_s: float | None = None  # the compute roof of the device, dtype, threads and TF32
+    efficiency: float | None = None  # gflop_per_s over the compute roof
+    peak_engine: str = ""  # what reached the compute roof
+    traffic_mb: float | None = None  # modelled memory traffic of one step (MB), bench.core.roofline
+    intensity_flop_per_byte: float | None = None
+    attained_gb_per_s: float | None = None  # traffic over the median time
+    weights_level: str = ""  # the memory level the recurrent weights fit in (L1, L2, L3, DRAM; L2, HBM)
+    level_gb_per_s: float | None = None  # that level's measured bandwidth
+    roof_gflop_per_s: float | None = None  # min(compute roof, intensity × level bandwidth)
+    roof_fraction: float | None = None  # gflop_per_s over roof_gflop_per_s
+    floor_ms: float | None = None  # the case's overhead floor: its cell steps at the tiny case's cost
+    bound: str = ""  # compute, memory or overhead
     peak_mem_mb: float | None = None  # CUDA allocator peak
     max_abs_err: float | None = None  # outputs against the packed module
     state_max_abs_err: float | None = None  # final states against the packed module
@@ -122,6 +137,17 @@ class Row:
         return {"case_id": self.case.case_id, **self.case.columns(), **values}
 
 
+PLACEMENT_COLUMNS = (
+    "traffic_mb",
+    "intensity_flop_per_byte",
+    "attained_gb_per_s",
+    "weights_level",
+    "level_gb_per_s",
+    "roof_gflop_per_s",
+    "roof_fraction",
+    "floor_ms",
+    "bound",
+)
 CASE_COLUMNS: tuple[str, ...] = ("case_id", *CASE_COLUMN_NAMES)
 _ROW_FIELDS = tuple(f.name for f in fields(Row) if f.name != "case")
 PROVENANCE_COLUMNS: tuple[str, ...] = _ROW_FIELDS[_ROW_FIELDS.index("run_id") :]
@@ -168,6 +194,11 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         row.gflop_per_s = facts.gflop / seconds
         peak = outcome.peak_gflop_per_s
         row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
+    placed = place(case, facts.valid_tokens, facts.gflop, row.median_ms, outcome.roofs) if outcome.roofs else None
+    if placed is not None:
+        row.peak_engine = outcome.roofs.engine
+        for name in PLACEMENT_COLUMNS:
+            setattr(row, name, getattr(placed, name))
     for name, value in outcome.extra.items():
         if name not in MEASURE_COLUMNS:  # a typo here would silently drop a column
             raise KeyError(f"{name!r} is not a results column")
@@ -180,6 +211,13 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
             f"noisy: CI ±{rel_ci:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "
             f"{s.samples} samples in {m.round_count} round(s), {m.sampling_s:.1f} s"
         )
+    if placed is not None and placed.above:
+        notes.append(
+            f"above its roof: beat the {' and the '.join(placed.above)} "
+            f"({row.gflop_per_s:.1f} GFLOP/s, {placed.attained_gb_per_s:.1f} GB/s modelled)"
+        )
+    elif row.efficiency is not None and row.efficiency > 1:
+        notes.append(f"above the compute roof ({row.efficiency:.0%} of {outcome.peak_gflop_per_s:.1f} GFLOP/s)")
     if m.reached_target is None:
         notes.append("no precision target")
     notes.append(rounds_note(by_rounds))

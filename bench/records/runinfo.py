@@ -9,6 +9,10 @@
   ``missing_cases``, ``sweep_cases`` and ``rows``.
 * 1: both write every field of ``RunInfo``; a merged run's ``merged_from`` lists its
   parts, a sweep's is empty.
+* 2: ``roofs``: the compute roof per device, dtype, threads and TF32 with every engine
+  tried and the theoretical figure, the bandwidth of each memory level, and the overhead
+  floors (``bench.measure.peaks.RoofCache.as_dict``); ``peak_gflop_per_s`` keeps the
+  compute roofs alone. Older runs have ``roofs`` empty.
 
 Readers get a ``RunInfo`` whatever the version (``read_run_info``); a newer version
 than this rnnbench knows is refused in one line.
@@ -24,7 +28,7 @@ from typing import Any
 from bench.core.errors import UsageError
 from bench.records.files import write_json_atomic
 
-RUN_FORMAT_VERSION = 1
+RUN_FORMAT_VERSION = 2
 
 
 @dataclass
@@ -41,7 +45,8 @@ class RunInfo:
     cases: list[str] = field(default_factory=list)  # this run's (or shard's) cases
     sweep_cases: list[str] = field(default_factory=list)  # the whole sweep, when this is one shard
     environment: dict[str, Any] = field(default_factory=dict)
-    peak_gflop_per_s: dict[str, Any] = field(default_factory=dict)
+    peak_gflop_per_s: dict[str, Any] = field(default_factory=dict)  # the compute roof per key
+    roofs: dict[str, Any] = field(default_factory=dict)  # compute, bandwidth and floors (version 2)
     started: str = ""
     finished: str = ""
     status_counts: dict[str, int] = field(default_factory=dict)

@@ -12,6 +12,7 @@ from bench.records.files import write_text_atomic
 from bench.report import sections_gpu
 from bench.report import sections_impl as impl
 from bench.report import sections_instructions as counts
+from bench.report import sections_roofline as roofline
 from bench.report import sections_scaling as scaling
 from bench.report import sections_tables as tables
 from bench.report import sections_versus as versus
@@ -69,7 +70,7 @@ def time_sections(df: pd.DataFrame, out_dir: Path) -> Blocks:
         *versus.user_models(df, out_dir),
         *versus.cpu_vs_gpu(df, out_dir),
         *versus.across_machines(df, out_dir),
-        *versus.efficiency(df, out_dir),
+        *roofline.roofline(df, out_dir),
         *versus.training_split(df, out_dir),
         *versus.backend(df, out_dir),
         *sections_gpu.gpu(df),

@@ -48,7 +48,7 @@ DEPTH = "Cost of depth and direction"
 MODELS = "LSTM vs GRU"
 DEVICES = "CPU vs GPU"
 MACHINES = "Across machines"
-EFFICIENCY = "Efficiency against the measured peak"
+EFFICIENCY = "Efficiency and what bounds each case"
 PRECISION = "Noisy and failed cases"
 MATRIX_TITLE = "packed / padded time at controlled padding"
 
@@ -502,16 +502,15 @@ def efficiency_text(df: pd.DataFrame) -> str:
     if rows.empty:
         return ""
     right = rows[is_right(rows)]
-    text = f"median {rows['efficiency'].median():.1%} of the measured matmul peak over {len(rows)} cases"
+    text = f"median {rows['efficiency'].median():.1%} of the compute roof over {len(rows)} cases"
     if not right.empty:
         top = right.loc[right["efficiency"].idxmax()]
         text += f"; at most {top['efficiency']:.1%} among right results ({short_label(top)} on {top['machine']})"
     above = int((rows["efficiency"] > 1).sum())
     if above:
-        text += (
-            f"; {above} case(s) exceed 100%: torch's n×n matmul, the peak measured, is slower here than the "
-            "RNN kernels themselves, so the percentage is against that matmul, not the hardware"
-        )
+        text += f"; {above} case(s) above the compute roof (each row's note says so)"
+    if "roof_fraction" in rows and rows["roof_fraction"].notna().any():
+        text += f"; median {rows['roof_fraction'].median():.1%} of each case's roofline bound"
     return text
 
 

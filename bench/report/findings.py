@@ -15,6 +15,7 @@ import pandas as pd
 from bench.report import answers
 from bench.report.answers import QUESTIONS, Answer, answer, compile_text, efficiency_text, matrix_blocks, precision
 from bench.report.document import Blocks, Findings, Heading, Paragraph
+from bench.report.sections_roofline import bounds_text
 from bench.report.slices import ok_rows
 
 TITLE = "Key findings"
@@ -71,6 +72,7 @@ def findings(df: pd.DataFrame) -> Blocks:
         sections += [q.section] * len(got)
     for label, text, section in (
         ("torch.compile's first (compiling) step", compile_text(rows), answers.IMPLEMENTATIONS),
+        ("what bounds the cases", bounds_text(rows), answers.EFFICIENCY),
         ("efficiency", efficiency_text(rows), answers.EFFICIENCY),
     ):
         if text:

@@ -10,11 +10,9 @@ import pandas as pd
 from bench.report.answers import (
     BACKEND,
     DEVICES,
-    EFFICIENCY,
     MODELS,
     Answer,
     answer,
-    efficiency_text,
     sides,
     wrong_outputs,
 )
@@ -132,42 +130,6 @@ def backend(df: pd.DataFrame, folder: Path) -> Blocks:
         p, folder, answer(df, "native"), "backend", "native time / default time",
         "What do cuDNN/oneDNN kernels save? Native time / default time", colour=("model", "mode"),
     )  # fmt: skip
-
-
-def efficiency(df: pd.DataFrame, folder: Path) -> Blocks:
-    """Achieved GFLOP/s per case against the measured peak of its device and dtype."""
-    title = EFFICIENCY
-    rows = ok_rows(df).dropna(subset=["gflop_per_s", "peak_gflop_per_s"])
-    if rows.empty:
-        return [Heading(title), Paragraph("No rows with GFLOP/s and a measured peak.")]
-    fig, axes = new_figure()
-    ax = axes[0][0]
-    markers = {"inference": "o", "training": "^"}
-    for (machine, model, mode), g in rows.groupby(["machine", "model", "mode"]):
-        ax.scatter(
-            g["gflop"],
-            g["gflop_per_s"],
-            s=12,
-            marker=markers.get(mode, "o"),
-            label=f"{model} {mode}{MACHINE_SEP}{machine}",
-        )
-    for (machine, dtype), g in rows.groupby(["machine", "dtype"]):
-        peak = g["peak_gflop_per_s"].median()
-        # Named in the legend: a label on the line sat under the points near it.
-        ax.axhline(
-            peak, ls="--", lw=0.8, color="k", label=f"matmul peak {dtype}: {peak:.0f} GFLOP/s{MACHINE_SEP}{machine}"
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("useful work per step (GFLOP)")
-    ax.set_ylabel("achieved GFLOP/s")
-    outside_legend(fig, ax)
-    file = save(fig, folder, "efficiency", "How close do the cases come to the machine's matmul peak?")
-    sentence = (
-        f"Efficiency: {efficiency_text(df)}. Small batches leave most of the machine idle: each step is a "
-        "chain of small matrix products."
-    )
-    return [Heading(title), Paragraph(sentence), Image(file, title)]
 
 
 def training_split(df: pd.DataFrame, folder: Path, limit: int = 24) -> Blocks:
