@@ -7,7 +7,7 @@
 # no network), and writes everything under DIR (default gpu-check/):
 #   summary.txt          each step, its exit code and seconds
 #   modules.log          python, torch, CUDA, cuDNN and package versions
-#   env.log              `bench env`: the environment and the measured peaks
+#   env.log              `bench env`: the environment and the measured roofs (compute engines, L2 and HBM bandwidth)
 #   cuda-tests.log/.xml  the CUDA tests (pytest -m cuda)
 #   gpu-quick.csv        the quick preset on CUDA (+ .samples.csv, .json)
 #   gpu-grid.csv         the gpu preset: padded/packed/exact at GPU sizes, TF32, bf16, cuDNN off
