@@ -70,6 +70,7 @@ def test_a_compile_failure_is_an_error_row(monkeypatch):
     assert outcome == Failed("error", "RuntimeError: inductor: no C++ compiler found")
 
 
+@pytest.mark.slow
 def test_side_by_side_measures_each_variant_group_together(tmp_path, tiny_spec):
     df = run(tmp_path, tiny_spec, "--model", "gru", "--mode", "inference", "--varlen", "padded,exact", "--side-by-side")
     assert len(df) == 2 and set(df["status"]) == {"ok"}

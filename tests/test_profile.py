@@ -36,6 +36,7 @@ def test_torch_profile_names_rnn_and_packing_ops(profiles):
     assert any(e.get("name") == "aten::gru" for e in trace["traceEvents"])
 
 
+@pytest.mark.slow
 def test_py_spy_files_are_well_formed(profiles):
     index = (profiles / PACKED / "index.md").read_text()
     if "py-spy cannot attach" in index or "py-spy is not installed" in index:

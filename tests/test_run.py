@@ -20,6 +20,7 @@ def run_tiny(tmp_path, tiny_spec, *extra):
     return code, out
 
 
+@pytest.mark.slow
 def test_tiny_run_holds_the_csv_contract(tmp_path, tiny_spec):
     code, out = run_tiny(tmp_path, tiny_spec)
     assert code == 0
@@ -85,6 +86,7 @@ def test_resume_cuts_a_torn_samples_line_instead_of_keeping_a_wrong_value(tmp_pa
     assert set(kept) <= original and len(kept) == len(original) - 1  # the torn sample is gone, not altered
 
 
+@pytest.mark.slow
 def test_existing_output_is_not_overwritten(tmp_path, tiny_spec, capsys):
     code, out = run_tiny(tmp_path, tiny_spec, "--model", "gru", "--mode", "inference", "--packed", "false")
     assert code == 0
@@ -218,6 +220,7 @@ def test_cuda_oom_is_a_row_and_the_next_case_runs_clean(tmp_path, tiny_spec):
     assert float(rows["3"]["peak_mem_mb"]) < 2048
 
 
+@pytest.mark.slow
 def test_max_abs_err_is_zero_for_packed_and_large_for_padded_bidirectional(tmp_path, tiny_spec):
     code, out = run_tiny(
         tmp_path,

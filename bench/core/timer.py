@@ -299,3 +299,8 @@ def measure(
         took = time.perf_counter() - start
     reached = rule.reached(samples) if isinstance(rule, PrecisionTarget) else None
     return Measurement.of(phases, samples, warmups, took, reached)
+
+
+def within(config: TimerConfig, budget_s: float) -> TimerConfig:
+    """``config`` sampling for at most ``budget_s`` (and warming up for at most half of it)."""
+    return replace(config, budget_s=min(config.budget_s, budget_s), warmup_s=min(config.warmup_s, budget_s / 2))

@@ -57,6 +57,8 @@ from bench.records.rows import (
 )
 from bench.records.runinfo import RunInfo
 
+ROOF_MIN_BUDGET_S = 0.03
+
 
 def peak_or_nan(peaks: RoofCache, case: Case) -> float:
     """The device peak for the case; NaN if even the matmul fails (the case will too)."""
@@ -259,7 +261,8 @@ def run_sweep(
     samples_path, json_path = run_paths(out)
     todo = [c for c in cases if c.case_id not in done]
     provenance = env.provenance()
-    peaks = RoofCache()
+    # Roofs sampled no longer than the cases (within the roofs' own budgets): a quick look stays quick.
+    peaks = RoofCache(budget_s=max(ROOF_MIN_BUDGET_S, spec.timer.budget_s / 2))
     counting = options.metric == "instructions"
     meta = RunInfo(
         run_id=run_id,

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from bench.core.roofline import Level
-from bench.core.timer import TimerConfig, measure
+from bench.core.timer import TimerConfig, measure, within
 from bench.measure.clocks import clock_for
 from bench.measure.workload import thread_count
 
@@ -71,18 +71,18 @@ def probe_bytes(cache: Cache) -> int:
     return cache.size_bytes // (2 if cache.private else 4)
 
 
-def read_gb_per_s(device: str, n_bytes: int) -> float:
+def read_gb_per_s(device: str, n_bytes: int, budget_s: float = PROBE_TIMER.budget_s) -> float:
     """Best-sample read bandwidth over a buffer of ``n_bytes`` (see the module docstring)."""
     n = max(256, n_bytes // 4)
     x = torch.rand(n, device=device)
     k = max(1, READ_BYTES // (n * 4))
     rows = x.expand(k, n)
     out = torch.empty(k, device=device)
-    m = measure([("read", lambda: torch.sum(rows, dim=1, out=out))], PROBE_TIMER, clock_for(device))
+    m = measure([("read", lambda: torch.sum(rows, dim=1, out=out))], within(PROBE_TIMER, budget_s), clock_for(device))
     return k * n * 4 / (min(m.phases["read"]) / 1e3) / 1e9
 
 
-def memory_levels(device: str, threads: int) -> tuple[Level, ...]:
+def memory_levels(device: str, threads: int, budget_s: float = PROBE_TIMER.budget_s) -> tuple[Level, ...]:
     """Each cache level and main memory with its measured bandwidth at ``threads`` threads;
     capacities are what the threads hold together (a private cache once per thread)."""
     caches = gpu_caches() if device == "cuda" else cpu_caches()
@@ -91,7 +91,8 @@ def memory_levels(device: str, threads: int) -> tuple[Level, ...]:
     with thread_count(threads), torch.inference_mode():
         for cache in caches:
             capacity = cache.size_bytes * (threads if cache.private and device == "cpu" else 1)
-            levels.append(Level(cache.name, capacity, read_gb_per_s(device, probe_bytes(cache))))
+            levels.append(Level(cache.name, capacity, read_gb_per_s(device, probe_bytes(cache), budget_s)))
         largest = max((c.size_bytes for c in caches), default=0)
-        levels.append(Level(memory, math.inf, read_gb_per_s(device, max(4 * largest, MIN_MEMORY_PROBE))))
+        probe = max(4 * largest, MIN_MEMORY_PROBE)
+        levels.append(Level(memory, math.inf, read_gb_per_s(device, probe, budget_s)))
     return tuple(levels)

@@ -15,7 +15,7 @@ import dataclasses
 import torch
 
 from bench.core.cases import Case
-from bench.core.timer import TimerConfig, measure
+from bench.core.timer import TimerConfig, measure, within
 from bench.measure.clocks import clock_for
 from bench.measure.workload import build
 
@@ -44,13 +44,13 @@ def floor_key(case: Case) -> Case:
     return floor_case(case)
 
 
-def floor_ms_per_step(case: Case) -> float:
+def floor_ms_per_step(case: Case, budget_s: float = FLOOR_TIMER.budget_s) -> float:
     """The median time of one cell step of the tiny copy (ms)."""
     tiny = floor_case(case)
     work = build(tiny)
     try:
         with work.context():
-            m = measure(work.phases, FLOOR_TIMER, clock_for(tiny.device), work.before_sample)
+            m = measure(work.phases, within(FLOOR_TIMER, budget_s), clock_for(tiny.device), work.before_sample)
     finally:
         work.close()
     del work

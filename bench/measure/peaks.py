@@ -22,7 +22,7 @@ import torch
 from bench.core.cases import Case
 from bench.core.roofline import Level, Roofs
 from bench.core.stats import MIN_CI_SAMPLES
-from bench.core.timer import FixedCount, StopRule, TimerConfig, measure
+from bench.core.timer import FixedCount, StopRule, TimerConfig, measure, within
 from bench.measure.backends import kernel_settings
 from bench.measure.bandwidth import memory_levels
 from bench.measure.clocks import clock_for
@@ -115,14 +115,17 @@ class ComputeRoof:
     theoretical_gflop_per_s: float | None  # from the machine's own figures, where it tells them
 
 
-def compute_roof(device: str, dtype: str, threads: int, tf32: bool = False) -> ComputeRoof:
+def compute_roof(
+    device: str, dtype: str, threads: int, tf32: bool = False, budget_s: float = PEAK_TIMER.budget_s
+) -> ComputeRoof:
     """The best GFLOP/s of the engines, under the cases' kernel settings (``bench.measure.backends``:
     with ``tf32`` float32 products may use TF32 tensor cores, as the cases do)."""
     candidates = {}
     with thread_count(threads), kernel_settings(device, "default", tf32), torch.inference_mode():
         for name, flops, call in engines(device, dtype):
             try:
-                best_ms = min(measure([("engine", call)], PEAK_TIMER, clock_for(device)).phases["engine"])
+                timer = within(PEAK_TIMER, budget_s)
+                best_ms = min(measure([("engine", call)], timer, clock_for(device)).phases["engine"])
             except RuntimeError:  # out of memory for the large shapes on a small device: skip it
                 continue
             candidates[name] = flops / (best_ms / 1e3) / 1e9
@@ -162,7 +165,12 @@ def theoretical_gflop_per_s(
 @dataclass
 class RoofCache:
     """The roofs, each measured once per run: compute per (device, dtype, threads, TF32), the
-    memory levels per (device, threads), the overhead floor per tiny copy of a case."""
+    memory levels per (device, threads), the overhead floor per tiny copy of a case.
+
+    ``budget_s`` caps the sampling time of each roof: a quick look (``--preset quick``, a test's
+    tiny sweep) gets quicker, rougher roofs; the default preset's are measured in full."""
+
+    budget_s: float = PEAK_TIMER.budget_s
 
     compute: dict[tuple[str, str, int, bool], ComputeRoof] = field(default_factory=dict)
     levels: dict[tuple[str, int], tuple[Level, ...]] = field(default_factory=dict)
@@ -171,7 +179,7 @@ class RoofCache:
     def compute_for(self, device: str, dtype: str, threads: int, tf32: bool = False) -> ComputeRoof:
         key = (device, dtype, threads, tf32)
         if key not in self.compute:
-            self.compute[key] = compute_roof(device, dtype, threads, tf32)
+            self.compute[key] = compute_roof(device, dtype, threads, tf32, self.budget_s)
         return self.compute[key]
 
     def get(self, device: str, dtype: str, threads: int, tf32: bool = False) -> float:
@@ -186,12 +194,12 @@ class RoofCache:
         compute = self.compute_for(case.device, case.dtype, case.threads, case.uses_tf32)
         key = (case.device, case.threads)
         if key not in self.levels:
-            self.levels[key] = memory_levels(case.device, case.threads)
+            self.levels[key] = memory_levels(case.device, case.threads, self.budget_s)
         floor = None
         if not case.user_model:
             tiny = floor_key(case)
             if tiny not in self.floors:
-                self.floors[tiny] = floor_ms_per_step(case)
+                self.floors[tiny] = floor_ms_per_step(case, self.budget_s)
             floor = self.floors[tiny]
         return Roofs(compute.gflop_per_s, compute.engine, self.levels[key], floor)
 
