@@ -181,3 +181,18 @@ def test_the_level_for_a_working_set_is_the_smallest_that_holds_it():
     assert ROOFS.level_for(10 * 2**30).name == "DRAM"
     assert Roofs(1.0, "e", (Level("L2", 100, 1.0),)).level_for(200).name == "L2"  # the last holds anything
     assert math.isinf(ROOFS.levels[-1].capacity_bytes)
+
+
+def test_the_plot_draws_every_level_the_run_measured_and_falls_back_to_the_rows_levels(tmp_path):
+    from bench.records.files import run_paths
+    from bench.records.runinfo import RunInfo
+    from bench.report.load import load_many
+    from bench.report.sections_roofline import measured_levels
+
+    run = synthetic_run(tmp_path / "run.csv", _scan(), roofs=ROOFS)
+    rows = placed_rows(load_many([run]))
+    assert measured_levels(rows) == {"L3": 180.0}  # no run JSON: the level the weights fall in
+    levels = [{"level": lv.name, "capacity_bytes": None, "gb_per_s": lv.gb_per_s} for lv in ROOFS.levels]
+    RunInfo(roofs={"bandwidth": {"cpu/threads=1": levels}}).write(run_paths(run)[1])
+    rows = placed_rows(load_many([run]))
+    assert measured_levels(rows) == {"L1": 400.0, "L2": 230.0, "L3": 180.0, "DRAM": 35.0}

@@ -31,8 +31,11 @@ def machine_label(row: pd.Series) -> str:
 
 def _read(path: Path) -> pd.DataFrame:
     df = read_results(path).assign(source_path=str(path))
+    info = read_run_info(run_paths(path)[1])
+    # Each memory level's bandwidth, for the roofline plot's roofs (rows name only their own level).
+    df.attrs["bandwidth"] = {(str(path), key): levels for key, levels in info.roofs.get("bandwidth", {}).items()}
     # Rows before schema 4 lack cpu_count; their run JSON may have it.
-    counted = read_run_info(run_paths(path)[1]).environment.get("cpu_count")
+    counted = info.environment.get("cpu_count")
     if counted:
         df.loc[df["cpu_count"] == "", "cpu_count"] = str(counted)
     return df
@@ -43,7 +46,9 @@ def load_many(paths: Sequence[Path]) -> pd.DataFrame:
         raise UsageError("give at least one results CSV")
     # Each row knows its file, so that sections can read its raw samples (bench.report.samples).
     frames = [_read(Path(p)) for p in paths]
+    bandwidth = {k: v for f in frames for k, v in f.attrs.get("bandwidth", {}).items()}
     df = pd.concat(frames, ignore_index=True)
+    df.attrs["bandwidth"] = bandwidth
     df["machine"] = df.apply(machine_label, axis=1)
     key = ["case_id", "machine", "metric"]  # a case may be both timed and counted
     clash = df.duplicated(key, keep=False) & df.duplicated(key)

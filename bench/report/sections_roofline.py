@@ -70,6 +70,21 @@ def roofs_text(rows: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def measured_levels(rows: pd.DataFrame) -> dict[str, float]:
+    """Each memory level's bandwidth (GB/s) for these rows' device and threads: every level the
+    run measured (its JSON), else the levels the rows' weights fall in."""
+    device, threads = rows["device"].iloc[0], int(rows["threads"].iloc[0])
+    found: dict[str, list[float]] = {}
+    for (source, key), levels in rows.attrs.get("bandwidth", {}).items():
+        if key == f"{device}/threads={threads}" and source in set(rows["source_path"]):
+            for level in levels:
+                found.setdefault(level["level"], []).append(float(level["gb_per_s"]))
+    if not found:
+        found = {n: [float(g)] for n, g in rows.groupby("weights_level")["level_gb_per_s"].median().items()}
+    ordered = sorted(found, key=lambda n: LEVEL_ORDER.get(n, 9))
+    return {name: float(np.median(found[name])) for name in ordered}
+
+
 def roofline_figure(rows: pd.DataFrame, folder: Path, name: str, machine: str) -> str:
     """One device's cases against its roofs (one thread count: the roofs depend on it)."""
     fig, axes = new_figure(height=4.2)
@@ -92,14 +107,12 @@ def roofline_figure(rows: pd.DataFrame, folder: Path, name: str, machine: str) -
     compute = rows["peak_gflop_per_s"].median()
     x = rows["intensity_flop_per_byte"]
     lo, hi = x.min() / 2, x.max() * 2
-    ax.axhline(compute, color="k", lw=1.0)
-    ax.annotate(f"compute roof {compute:.0f} GFLOP/s", (hi, compute), ha="right", va="bottom", fontsize=9)
-    levels = rows.groupby("weights_level")["level_gb_per_s"].median()
-    for level, gb in levels.items():
-        ridge = compute / gb
-        xs = np.array([lo, min(ridge, hi)])
-        ax.plot(xs, gb * xs, color="0.3", lw=0.9, ls="--")
-        ax.annotate(f"{level} {gb:.0f} GB/s", (lo, gb * lo), ha="left", va="bottom", fontsize=9, rotation=0)
+    # Roofs named in the legend: labels on the lines overlapped where two levels' bandwidths are close.
+    ax.axhline(compute, color="k", lw=1.0, label=f"compute roof {compute:.0f} GFLOP/s")
+    styles = ["--", ":", "-.", (0, (10, 3)), (0, (1, 1))]
+    for (level, gb), style in zip(measured_levels(rows).items(), styles * 2, strict=False):
+        xs = np.array([lo, min(compute / gb, hi)])  # up to the ridge, where the compute roof takes over
+        ax.plot(xs, gb * xs, color="0.3", lw=1.0, ls=style, label=f"{level} roof {gb:.0f} GB/s")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
