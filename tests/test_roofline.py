@@ -27,8 +27,10 @@ def test_traffic_of_a_tiny_lstm_by_hand():
     # input and output 6 × (4 + 5) = 54; gates written and read 2 × 6 × 20 = 240;
     # h and c read and written each step 2 × 3 × 2 × 5 × 2 = 120. Sum 858 values.
     assert flow.bytes_per_step == 858 * 4
-    # One step's working set: 4·5·5 weights + 2 × (20 gates + 2·5·2 states) = 180 values.
-    assert flow.working_set_bytes == 180 * 4
+    assert (flow.weight_bytes, flow.activation_bytes) == ((300 + 80 + 40) * 4, (24 + 54 + 240 + 120) * 4)
+    # One step's working set: 4·5·5 weights + h and c of 2 sequences read and written (2·2·5·2) = 140 values;
+    # the activation buffers: 6 positions × (4 inputs + 5 outputs + 20 gates) = 174 values.
+    assert flow.working_set_bytes == 140 * 4 and flow.activation_set_bytes == 174 * 4
     training = traffic(make_case(model="lstm", varlen="padded", mode="training", **SMALL), valid_tokens=4)
     assert training.bytes_per_step == 3 * 858 * 4  # forward, input gradients, weight gradients
 
@@ -38,8 +40,8 @@ def test_traffic_counts_three_gates_for_a_gru_and_valid_positions_when_packed():
     # 24 + (3·3·25 + 3·5·4 + 2·3·5 + 6·9 + 2·6·15 + 2·3·2·5·1) = 24 + 609
     assert gru.bytes_per_step == 633 * 4
     packed = traffic(make_case(model="lstm", varlen="packed", **SMALL), valid_tokens=4)
-    # 4 valid positions instead of 6: 16 + (300 + 80 + 40 + 4·9 + 2·4·20 + 120)
-    assert packed.bytes_per_step == 752 * 4
+    # 4 valid positions instead of 6: 16 + (300 + 80 + 40 + 4·9 + 2·4·20 + 2·4·5·2)
+    assert packed.bytes_per_step == 712 * 4
     assert traffic(make_case(model="mypkg.models:make"), valid_tokens=4) is None  # a user's model
 
 
@@ -63,8 +65,10 @@ def test_each_bound_on_hand_made_cases(batch, hidden, ms, bound, level):
     assert placed.bound == bound and placed.weights_level == level
     memory_roof = placed.intensity_flop_per_byte * placed.level_gb_per_s
     assert placed.roof_gflop_per_s == pytest.approx(min(ROOFS.compute_gflop_per_s, memory_roof))
-    assert placed.roof_fraction == pytest.approx(_gflop(case) / (ms / 1e3) / placed.roof_gflop_per_s)
-    assert placed.floor_ms == pytest.approx(ROOFS.floor_ms_per_step * 64)
+    floor_ms = ROOFS.floor_ms_per_call + ROOFS.floor_ms_per_step * 64
+    roof_ms = _gflop(case) / placed.roof_gflop_per_s * 1e3
+    assert placed.floor_ms == pytest.approx(floor_ms)
+    assert placed.roof_fraction == pytest.approx(max(roof_ms, floor_ms) / ms)  # the binding bound over the time
     assert not placed.above
 
 
@@ -169,11 +173,15 @@ def test_cache_levels_come_from_sysfs(tmp_path):
 def test_theoretical_peak_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("cpu MHz\t\t: 2600.000\nflags\t\t: fpu sse avx avx2 fma avx512f avx512_bf16\n")
-    assert theoretical_gflop_per_s("cpu", "float32", 2, info) == pytest.approx(2 * 2.6 * 16 * 2 * 2)
-    assert theoretical_gflop_per_s("cpu", "bfloat16", 1, info) == pytest.approx(2.6 * 32 * 2 * 2)
-    assert theoretical_gflop_per_s("cpu", "float16", 1, info) is None  # no half-precision math in the flags
-    assert theoretical_gflop_per_s("cuda", "float32", 1, info) is None
-    assert theoretical_gflop_per_s("cpu", "float32", 1, tmp_path / "absent") is None
+    none = tmp_path / "absent"
+    assert theoretical_gflop_per_s("cpu", "float32", 2, info, none) == pytest.approx(2 * 2.6 * 16 * 2 * 2)
+    assert theoretical_gflop_per_s("cpu", "bfloat16", 1, info, none) == pytest.approx(2.6 * 32 * 2 * 2)
+    assert theoretical_gflop_per_s("cpu", "float16", 1, info, none) is None  # no half-precision math in the flags
+    assert theoretical_gflop_per_s("cuda", "float32", 1, info, none) is None
+    assert theoretical_gflop_per_s("cpu", "float32", 1, none, none) is None
+    top = tmp_path / "max_freq"
+    top.write_text("3700000\n")  # kHz: cpufreq's highest clock wins over the idle one
+    assert theoretical_gflop_per_s("cpu", "float32", 1, info, top) == pytest.approx(3.7 * 16 * 2 * 2)
 
 
 def test_the_level_for_a_working_set_is_the_smallest_that_holds_it():
@@ -196,3 +204,34 @@ def test_the_plot_draws_every_level_the_run_measured_and_falls_back_to_the_rows_
     RunInfo(roofs={"bandwidth": {"cpu/threads=1": levels}}).write(run_paths(run)[1])
     rows = placed_rows(load_many([run]))
     assert measured_levels(rows) == {"L1": 400.0, "L2": 230.0, "L3": 180.0, "DRAM": 35.0}
+
+
+def test_padding_is_placed_by_the_flops_executed_and_a_note_never_hides_the_missing_target():
+    from bench.core.timer import Measurement
+    from bench.records.outcomes import Measured, WorkFacts
+
+    case = make_case(model="lstm", batch_size=128, seq_len=64, embedding_dim=256, hidden_size=512)
+    full = place(case, 128 * 64, _gflop(case), 200.0, ROOFS)
+    quarter = place(case, 128 * 16, _gflop(case) / 4, 200.0, ROOFS)  # 75% padding: a quarter of the work useful
+    assert quarter.intensity_flop_per_byte == pytest.approx(full.intensity_flop_per_byte)
+    assert quarter.roof_fraction == pytest.approx(full.roof_fraction) and quarter.bound == full.bound
+    fast = Measurement({"fwd": [0.001] * 6}, warmup_runs=1, sampling_s=0.1, reached_target=None)
+    row = make_row(case, Measured(fast, WorkFacts(128 * 64, 0.0, _gflop(case)), 200.0, roofs=ROOFS), {}, "r")
+    assert row.note.startswith("no precision target") and "above its roof" in row.note
+
+
+def test_smt_siblings_sharing_a_cache_keep_it_private(tmp_path):
+    cache = tmp_path / "cache"
+    (tmp_path / "topology").mkdir()
+    (tmp_path / "topology" / "thread_siblings_list").write_text("0,64\n")
+    for i, (level, size, shared) in enumerate([(1, "48K", "0,64"), (2, "2048K", "0,64"), (3, "32768K", "0-127")]):
+        d = cache / f"index{i}"
+        d.mkdir(parents=True)
+        for name, value in (("level", level), ("type", "Unified"), ("size", size), ("shared_cpu_list", shared)):
+            (d / name).write_text(f"{value}\n")
+    assert [c.private for c in cpu_caches(cache)] == [True, True, False]
+
+
+def test_no_memory_level_means_no_placement():
+    case = make_case(model="lstm", batch_size=1, seq_len=64, embedding_dim=256, hidden_size=512)
+    assert place(case, 64, _gflop(case), 3.0, Roofs(200.0, "e", ())) is None

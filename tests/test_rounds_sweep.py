@@ -139,7 +139,7 @@ def test_every_peak_is_measured_before_a_round_worker_starts(tmp_path, rounds_sp
         events.append("worker")
         real_worker(self, fn)
 
-    for name in ("compute_roof", "memory_levels", "floor_ms_per_step"):
+    for name in ("compute_roof", "memory_levels", "floor_ms"):
         counted(name)
     monkeypatch.setattr(bench.execution.rounds.RoundWorker, "__init__", worker)
     assert main(["run", "--spec", str(rounds_spec), "--out", str(tmp_path / "r.csv"), "--model", "lstm"]) == 0

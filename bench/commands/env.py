@@ -41,14 +41,21 @@ def run(args: argparse.Namespace) -> int:
             if why:
                 print(f"  {label} unsupported: {why}")
                 continue
-            roof = compute_roof(device, dtype, threads, tf32)
+            try:
+                roof = compute_roof(device, dtype, threads, tf32)
+            except RuntimeError as e:  # no engine ran
+                print(f"  {label} {e}")
+                continue
             theory = f", theoretical {roof.theoretical_gflop_per_s:.0f}" if roof.theoretical_gflop_per_s else ""
             print(f"  {label} {roof.gflop_per_s:8.1f} GFLOP/s ({roof.engine}{theory})")
             for name, rate in roof.candidates.items():
                 print(f"  {'':19} {'*' if name == roof.engine else ' '} {rate:8.1f}  {name}")
     print(f"\nbandwidth roofs (read bandwidth of each memory level, {threads} threads):")
     for device in devices:
-        for level in memory_levels(device, threads):
+        levels = memory_levels(device, threads)
+        if not levels:
+            print(f"  {device:5} the machine names no cache level: no bandwidth roofs")
+        for level in levels:
             held = "" if level.capacity_bytes == float("inf") else f" (holds {level.capacity_bytes / 2**20:g} MiB)"
             print(f"  {device:5} {level.name:5} {level.gb_per_s:8.1f} GB/s{held}")
     return 0

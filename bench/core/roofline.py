@@ -1,36 +1,38 @@
 """What bounds a case: its memory traffic, and where it sits under the machine's roofs.
 
 A cache-aware roofline (Ilic, Pratas and Sousa, IEEE CAL 2014): one compute roof, and one
-bandwidth roof per memory level, all measured (``bench.measure.roofs``). A case's
-attainable rate is ``min(compute roof, intensity × bandwidth of the level its weights
-live in)``; a case whose fixed per-step cost (dispatch, launches, Python in the cell
-loop: the *overhead floor*, measured on a tiny case) would alone take longer than the
-roof allows is *overhead*-bound.
+bandwidth roof per memory level, all measured (``bench.measure.peaks``, ``bench.measure.bandwidth``).
+A case's memory time is its weight bytes at the bandwidth of the level its recurrent weights
+fit in, plus its activation bytes at the level their buffers fit in; its roofline time is the
+larger of that and its FLOPs at the compute roof. A case whose fixed cost (dispatch,
+launches, packing, the Python of the cell loop: the *overhead floor*, measured on a tiny
+copy, ``bench.measure.floors``) would alone take longer is *overhead*-bound.
 
 The traffic model, per step (one forward call over one batch, inference; forward and
 backward, training), for each layer and direction of an LSTM (G = 4 gates) or GRU (G = 3):
 
-* the recurrent weights, G·H·H values, read at every one of the T time steps: an RNN
-  multiplies the whole matrix by a batch of B state vectors per step, so at small B
-  this term dominates;
-* the input weights, G·H·I values, read once (one GEMM over all positions), and biases;
-* the activations: the layer's input and output once, the precomputed gates written
-  once and read once, and the states read and written at each step;
-* for the first layer, the embedding rows gathered.
+* weights: the recurrent weights, G·H·H values, read at every one of the T time steps
+  (an RNN multiplies the whole matrix by a batch of B state vectors per step, so at small
+  B this term dominates), the input weights, G·H·I values, read once (one GEMM over all
+  positions), and the biases;
+* activations: the layer's input and output once, the precomputed gates written once and
+  read once, and the states read and written at each position; for the first layer, the
+  embedding rows gathered.
 
-Activations count the positions computed: every position for padded and exact
-batches, the valid ones for packed batches. Training is counted as three passes
-(forward, gradients of the inputs, gradients of the weights), as its FLOPs count the
-backward as twice the forward. The weights are assumed to stay in the smallest memory
-level that holds one layer-direction's recurrent weights and a step's activations
-(private levels count once per thread: the threads split the weights). The model
-ignores the caches' reuse of activations between steps and the prefetchers; it is an
-estimate, and a case beating its roof is said so in its note rather than hidden.
+Positions are every position of the batch for padded and exact batches (they are
+computed), the valid ones for packed batches; the FLOPs placed on the roofline are the
+ones executed, so a padded case's padding counts (``efficiency`` stays on useful FLOPs).
+Training is counted as three passes (forward, gradients of the inputs, gradients of the
+weights), as its FLOPs count the backward as twice the forward. The weights are taken to
+stay in the smallest level that holds one layer-direction's recurrent weights and a step's
+states, the activations in the smallest level that holds one layer-direction's buffers
+(private levels count once per thread: the threads split the work). The model ignores
+reuse between steps beyond that and the prefetchers; it is an estimate, and a case
+beating its roof is said so in its note rather than hidden.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.core.cases import Case
@@ -45,8 +47,15 @@ BOUNDS = ("compute", "memory", "overhead")
 class Traffic:
     """A case's modelled memory traffic per step."""
 
-    bytes_per_step: float
-    working_set_bytes: float  # one layer-direction's recurrent weights and a step's activations
+    weight_bytes: float
+    activation_bytes: float
+    working_set_bytes: float  # one layer-direction's recurrent weights and a step's states
+    activation_set_bytes: float  # one layer-direction's activation buffers over all positions
+    positions: int  # positions computed: every one when padded or exact, the valid ones when packed
+
+    @property
+    def bytes_per_step(self) -> float:
+        return self.weight_bytes + self.activation_bytes
 
 
 def traffic(case: Case, valid_tokens: int) -> Traffic | None:
@@ -59,21 +68,24 @@ def traffic(case: Case, valid_tokens: int) -> Traffic | None:
     dirs = 2 if case.bidirectional else 1
     positions = valid_tokens if case.varlen == "packed" else b * t
     state_values = 2 if case.model == "lstm" else 1  # h and c, or h
-    values = positions * case.embedding_dim  # the embedding rows gathered
+    weights = 0
+    activations = positions * case.embedding_dim  # the embedding rows gathered
+    largest_buffers = 0
     for layer in range(case.num_layers):
         inputs = case.embedding_dim if layer == 0 else dirs * h
-        per_direction = (
-            t * g * h * h  # recurrent weights, every step
-            + g * h * inputs  # input weights, once
-            + 2 * g * h  # biases
-            + positions * (inputs + h)  # the layer's input read, its output written
-            + 2 * positions * g * h  # the input projections written, then read step by step
-            + 2 * t * b * h * state_values  # states read and written each step
-        )
-        values += dirs * per_direction
+        weights += dirs * (t * g * h * h + g * h * inputs + 2 * g * h)  # recurrent every step, input once, biases
+        buffers = positions * (inputs + h + g * h)  # input, output, precomputed gates
+        largest_buffers = max(largest_buffers, buffers)
+        # input read, output written, gates written then read, states read and written at each position
+        activations += dirs * (positions * (inputs + h) + 2 * positions * g * h + 2 * positions * h * state_values)
     passes = TRAINING_PASSES if case.mode == "training" else 1
-    working_set = (g * h * h + b * (g * h + 2 * h * state_values)) * s
-    return Traffic(bytes_per_step=passes * values * s, working_set_bytes=working_set)
+    return Traffic(
+        weight_bytes=passes * weights * s,
+        activation_bytes=passes * activations * s,
+        working_set_bytes=(g * h * h + 2 * b * h * state_values) * s,
+        activation_set_bytes=largest_buffers * s,
+        positions=positions,
+    )
 
 
 def overhead_steps(case: Case) -> int:
@@ -97,7 +109,8 @@ class Roofs:
     compute_gflop_per_s: float
     engine: str  # what reached the compute roof (e.g. "torch.mm 2048", "nn.LSTM h1024")
     levels: tuple[Level, ...]  # smallest first
-    floor_ms_per_step: float | None = None  # the fixed cost of one cell step, if measured
+    floor_ms_per_step: float | None = None  # the fixed cost of one cell step, if measured ...
+    floor_ms_per_call: float = 0.0  # ... and of one call whatever its steps (embedding, packing, dispatch)
 
     def level_for(self, working_set_bytes: float) -> Level | None:
         """The smallest level that holds the working set (the last one holds anything)."""
@@ -105,6 +118,9 @@ class Roofs:
             if working_set_bytes <= level.capacity_bytes:
                 return level
         return self.levels[-1] if self.levels else None
+
+
+ABOVE_MARGIN = 1.05  # a case counts as above a roof beyond this: the roofs are best samples, and noisy
 
 
 @dataclass(frozen=True)
@@ -115,41 +131,50 @@ class Placement:
     intensity_flop_per_byte: float
     attained_gb_per_s: float
     weights_level: str
-    level_gb_per_s: float
+    level_gb_per_s: float  # the bandwidth the case's bytes see: weights at their level, activations at theirs
     roof_gflop_per_s: float
-    roof_fraction: float
+    roof_fraction: float  # the binding bound's time (roofline or floor) over the measured time
     floor_ms: float | None
     bound: str
-    above: tuple[str, ...]  # the roofs the case beat (compute, and/or the level's bandwidth)
+    above: tuple[str, ...]  # the roofs the case beat (compute, and/or its memory levels)
 
 
-def place(case: Case, valid_tokens: int, gflop: float, median_ms: float, roofs: Roofs) -> Placement | None:
+def place(case: Case, valid_tokens: int, gflop: float | None, median_ms: float, roofs: Roofs) -> Placement | None:
     """The case under ``roofs``; None where the model or the roofs cannot say (a user's model,
-    no FLOP count, no bandwidth measured)."""
+    no FLOP count, no valid token, no memory level measured)."""
     flow = traffic(case, valid_tokens)
-    level = roofs.level_for(flow.working_set_bytes) if flow else None
-    if flow is None or level is None or not gflop or not median_ms or median_ms <= 0:
+    if flow is None or not roofs.levels or not gflop or not valid_tokens or not median_ms or median_ms <= 0:
         return None
+    weights_level = roofs.level_for(flow.working_set_bytes)
+    activations_level = roofs.level_for(flow.activation_set_bytes)
+    assert weights_level is not None and activations_level is not None
     seconds = median_ms / 1e3
-    flops = gflop * 1e9
+    flops = gflop * 1e9 * flow.positions / valid_tokens  # executed: padded positions are computed too
+    memory_s = flow.weight_bytes / (weights_level.gb_per_s * 1e9) + flow.activation_bytes / (
+        activations_level.gb_per_s * 1e9
+    )
+    bandwidth = flow.bytes_per_step / memory_s / 1e9  # GB/s the bytes see, both levels together
     intensity = flops / flow.bytes_per_step
-    memory_roof = intensity * level.gb_per_s  # GFLOP/s: FLOP/B × GB/s
+    memory_roof = intensity * bandwidth  # GFLOP/s: FLOP/B × GB/s
     roof = min(roofs.compute_gflop_per_s, memory_roof)
     attained = flops / seconds / 1e9
     attained_gb = flow.bytes_per_step / seconds / 1e9
+    roof_ms = flops / 1e9 / roof * 1e3
     floor_ms = None
     if roofs.floor_ms_per_step is not None:
-        floor_ms = roofs.floor_ms_per_step * overhead_steps(case)
-    roof_ms = gflop / roof * 1e3
+        floor_ms = roofs.floor_ms_per_call + roofs.floor_ms_per_step * overhead_steps(case)
     if floor_ms is not None and floor_ms > roof_ms:
-        bound = "overhead"  # the fixed per-step cost alone takes longer than the roofs allow
+        bound = "overhead"  # the fixed cost alone takes longer than the roofs allow
     else:
         bound = "memory" if memory_roof < roofs.compute_gflop_per_s else "compute"
     above = tuple(
         name
         for name, beaten in (
-            (f"compute roof ({roofs.engine})", attained > roofs.compute_gflop_per_s),
-            (f"{level.name} bandwidth", attained_gb > level.gb_per_s),
+            (f"compute roof ({roofs.engine})", attained > roofs.compute_gflop_per_s * ABOVE_MARGIN),
+            (
+                f"memory roof ({weights_level.name} weights, {activations_level.name} activations)",
+                attained_gb > bandwidth * ABOVE_MARGIN,
+            ),
         )
         if beaten
     )
@@ -157,22 +182,11 @@ def place(case: Case, valid_tokens: int, gflop: float, median_ms: float, roofs: 
         traffic_mb=flow.bytes_per_step / 1e6,
         intensity_flop_per_byte=intensity,
         attained_gb_per_s=attained_gb,
-        weights_level=level.name,
-        level_gb_per_s=level.gb_per_s,
+        weights_level=weights_level.name,
+        level_gb_per_s=bandwidth,
         roof_gflop_per_s=roof,
-        roof_fraction=attained / roof,
+        roof_fraction=max(roof_ms, floor_ms or 0.0) / median_ms,
         floor_ms=floor_ms,
         bound=bound,
         above=above,
     )
-
-
-def ridge_intensity(compute_gflop_per_s: float, level: Level) -> float:
-    """The intensity (FLOP/B) from which a case whose weights live in ``level`` is compute-bound."""
-    return compute_gflop_per_s / level.gb_per_s
-
-
-def levels_from_caches(caches: Sequence[tuple[str, float, bool]], threads: int) -> list[tuple[str, float]]:
-    """(level name, capacity in bytes the threads hold together) from (name, size, private):
-    a private cache counts once per thread."""
-    return [(name, size * threads if private else size) for name, size, private in caches]

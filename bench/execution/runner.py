@@ -351,6 +351,8 @@ def _timed(
     # efficiency of the run was off by as much.
     for case in todo:
         roofs_or_none(peaks, case)
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()  # what the roofs held goes back before the workers measure
     if config.rounds > 1 and not options.isolate:
         executor: Executor = WorkerPerRound(measure_unit, per_round, peak)
     else:  # one round in this process (a quick look), or each unit-round in a child of its own

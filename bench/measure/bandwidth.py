@@ -45,7 +45,12 @@ def _size(text: str) -> int:
 
 
 def cpu_caches(cache_dir: Path = CACHE_DIR) -> list[Cache]:
-    """The data caches of CPU 0 from sysfs, smallest first; [] where sysfs does not say."""
+    """The data caches of CPU 0 from sysfs, smallest first; [] where sysfs does not say. A cache
+    is private (one per core) when only CPU 0 or its SMT siblings share it."""
+    try:
+        siblings = (cache_dir.parent / "topology" / "thread_siblings_list").read_text().strip()
+    except OSError:
+        siblings = "0"
     caches = []
     for index in sorted(cache_dir.glob("index*")):
         try:
@@ -56,7 +61,7 @@ def cpu_caches(cache_dir: Path = CACHE_DIR) -> list[Cache]:
         except (OSError, ValueError):
             continue
         if kind in ("Data", "Unified"):
-            caches.append(Cache(f"L{level}", size, private="," not in shared and "-" not in shared))
+            caches.append(Cache(f"L{level}", size, private=shared in ("0", siblings)))
     return sorted(caches, key=lambda c: c.size_bytes)
 
 
@@ -84,8 +89,11 @@ def read_gb_per_s(device: str, n_bytes: int, budget_s: float = PROBE_TIMER.budge
 
 def memory_levels(device: str, threads: int, budget_s: float = PROBE_TIMER.budget_s) -> tuple[Level, ...]:
     """Each cache level and main memory with its measured bandwidth at ``threads`` threads;
-    capacities are what the threads hold together (a private cache once per thread)."""
+    capacities are what the threads hold together (a private cache once per thread). None where
+    the machine names no cache: main memory alone would charge cached weights at its bandwidth."""
     caches = gpu_caches() if device == "cuda" else cpu_caches()
+    if not caches:
+        return ()
     memory = "HBM" if device == "cuda" else "DRAM"
     levels = []
     with thread_count(threads), torch.inference_mode():

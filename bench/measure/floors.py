@@ -1,17 +1,20 @@
-"""The overhead floor: what one cell step costs when it does almost no work.
+"""The overhead floor: what a call and each cell step cost when they do almost no work.
 
-A tiny copy of the case (hidden and embedding size 8, batch 1, 64 steps, one layer, one
-direction) keeps everything that costs per step whatever the sizes: the kernel's
-dispatch and launches, packing, the Python of the cell loop. Its median time over its
-64 steps is the floor of one step; a case's floor is that times its steps, layers and
-directions (``bench.core.roofline.overhead_steps``). ``compiled`` is floored as the
-module (compiling a tiny copy would cost more than the sweep's floors together).
+A tiny copy of the case (hidden and embedding size 8, batch 1, one layer, one direction)
+keeps everything that costs whatever the sizes: the kernel's dispatch and launches,
+packing, the Python of the cell loop. It is timed at 16 and at 64 steps; the line through
+the two medians gives a fixed cost per call (embedding, packing, dispatch: the intercept)
+and per step (the slope). A case's floor is the per-call cost plus the per-step cost times
+its steps, layers and directions (``bench.core.roofline.overhead_steps``). ``compiled`` is
+floored as the module (compiling a tiny copy would cost more than the sweep's floors
+together).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from bench.core.cases import Case
@@ -19,16 +22,16 @@ from bench.core.timer import TimerConfig, measure, within
 from bench.measure.clocks import clock_for
 from bench.measure.workload import build
 
-FLOOR_STEPS = 64
+FLOOR_STEPS = (16, 64)
 FLOOR_TIMER = TimerConfig(target_rel_ci=0.05, min_samples=6, max_samples=200, budget_s=0.3, warmup_s=0.05)
 
 
-def floor_case(case: Case) -> Case:
+def floor_case(case: Case, steps: int = FLOOR_STEPS[-1]) -> Case:
     """The tiny copy of ``case`` whose time is all fixed cost."""
     return dataclasses.replace(
         case,
         batch_size=1,
-        seq_len=FLOOR_STEPS,
+        seq_len=steps,
         lengths="full",
         num_layers=1,
         bidirectional=False,
@@ -44,9 +47,7 @@ def floor_key(case: Case) -> Case:
     return floor_case(case)
 
 
-def floor_ms_per_step(case: Case, budget_s: float = FLOOR_TIMER.budget_s) -> float:
-    """The median time of one cell step of the tiny copy (ms)."""
-    tiny = floor_case(case)
+def _median_ms(tiny: Case, budget_s: float) -> float:
     work = build(tiny)
     try:
         with work.context():
@@ -56,5 +57,13 @@ def floor_ms_per_step(case: Case, budget_s: float = FLOOR_TIMER.budget_s) -> flo
     del work
     if torch.cuda.is_initialized():
         torch.cuda.empty_cache()
-    total = sorted(m.total_ms)
-    return float(total[len(total) // 2]) / FLOOR_STEPS
+    return float(np.median(m.total_ms))
+
+
+def floor_ms(case: Case, budget_s: float = FLOOR_TIMER.budget_s) -> tuple[float, float]:
+    """(per call, per cell step) in ms: the line through the tiny copy's medians at 16 and 64 steps
+    (a per-call cost is never below zero)."""
+    short, long = FLOOR_STEPS
+    short_ms, long_ms = (_median_ms(floor_case(case, steps), budget_s) for steps in FLOOR_STEPS)
+    per_step = max(0.0, (long_ms - short_ms) / (long - short))
+    return max(0.0, short_ms - per_step * short), per_step

@@ -4,9 +4,10 @@ overhead floor, measured once per run for each device, dtype, thread count and T
 The compute roof is the best of several engines (``engines``): ``torch.mm`` of n×n, ``torch.mm``
 at an RNN's own GEMM shapes (the input projection over all positions, the recurrent
 product of one step at a large batch), oneDNN's matmul on the CPU, and the RNN kernel itself
-(``nn.LSTM``, run by oneDNN or cuDNN) at a large size. One engine alone can be beaten:
-on an AMD EPYC VM torch's n×n matmul (MKL) reached 221 GFLOP/s while oneDNN's LSTM reached
-455. Each engine's best sample is kept (a roof is an upper reference), the winner named.
+(``nn.LSTM``, run by oneDNN or cuDNN) at a large size. One engine alone can be beaten: in
+the reference runs of commit f1a75c5 (an earlier AMD EPYC VM) an LSTM case ran at 455
+GFLOP/s against torch's n×n matmul (MKL) at 221. Each engine's best sample is kept (a
+roof is an upper reference), the winner named; an engine that fails is skipped.
 Beside it, the theoretical figure where the machine tells it (``theoretical_gflop_per_s``).
 """
 
@@ -26,7 +27,7 @@ from bench.core.timer import FixedCount, StopRule, TimerConfig, measure, within
 from bench.measure.backends import kernel_settings
 from bench.measure.bandwidth import memory_levels
 from bench.measure.clocks import clock_for
-from bench.measure.floors import floor_key, floor_ms_per_step
+from bench.measure.floors import floor_key, floor_ms
 from bench.measure.workload import DTYPES, thread_count
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
@@ -39,7 +40,7 @@ PROBE_SIZE = 256
 MAX_MATMUL_MS = 50.0
 # The RNN-shaped engines' sizes: hidden H, batch B, steps T (a GPU gets larger ones).
 RNN_SHAPE = {"cpu": (512, 128, 32), "cuda": (2048, 1024, 32)}
-SLOW_GFLOP_PER_S = 5.0  # below this in the probe, a dtype has no fast kernels here: n×n alone
+SLOW_GFLOP_PER_S = 20.0  # below this in the probe, a dtype has no fast kernels here: n×n alone
 
 Engine = tuple[str, float, Callable[[], object]]  # name, FLOPs of one call, the call
 
@@ -90,21 +91,27 @@ def _lstm(device: str, dtype: str, h: int, b: int, t: int) -> Engine:
     return f"nn.LSTM h{h} b{b} t{t}", flops, lambda: lstm(x)
 
 
-def engines(device: str, dtype: str) -> list[Engine]:
-    """The engines of the compute roof; only n×n where the dtype has no fast kernels here."""
+def engines(device: str, dtype: str) -> list[tuple[str, Callable[[], Engine | None]]]:
+    """The engines of the compute roof, each built when it is measured (a large shape that does
+    not fit is skipped, not the roof); only n×n where the dtype has no fast kernels here."""
     probe_ms = _probe_ms(device, dtype)
     n = matmul_size(device, dtype, probe_ms)
-    found: list[Engine | None] = [_mm(device, dtype, n, n, n, f"torch.mm {n}x{n}x{n}")]
-    if 2 * PROBE_SIZE**3 / (probe_ms / 1e3) / 1e9 < SLOW_GFLOP_PER_S:
-        return [e for e in found if e]
-    h, b, t = RNN_SHAPE[device]
-    found += [
-        _mm(device, dtype, b * t, h, 4 * h, f"torch.mm {b * t}x{h}x{4 * h} (input projection)"),
-        _mm(device, dtype, b, h, 4 * h, f"torch.mm {b}x{h}x{4 * h} (one recurrent step)"),
-        _onednn_linear(dtype, b * t, h, h) if device == "cpu" else None,
-        _lstm(device, dtype, h, b, t),
+    square: list[tuple[str, Callable[[], Engine | None]]] = [
+        ("n×n", lambda: _mm(device, dtype, n, n, n, f"torch.mm {n}x{n}x{n}"))
     ]
-    return [e for e in found if e]
+    if 2 * PROBE_SIZE**3 / (probe_ms / 1e3) / 1e9 < SLOW_GFLOP_PER_S:
+        return square
+    h, b, t = RNN_SHAPE[device]
+    return [
+        *square,
+        (
+            "input projection",
+            lambda: _mm(device, dtype, b * t, h, 4 * h, f"torch.mm {b * t}x{h}x{4 * h} (input projection)"),
+        ),
+        ("recurrent step", lambda: _mm(device, dtype, b, h, 4 * h, f"torch.mm {b}x{h}x{4 * h} (one recurrent step)")),
+        ("oneDNN", lambda: _onednn_linear(dtype, b * t, h, h) if device == "cpu" else None),
+        ("nn.LSTM", lambda: _lstm(device, dtype, h, b, t)),
+    ]
 
 
 @dataclass(frozen=True)
@@ -122,42 +129,53 @@ def compute_roof(
     with ``tf32`` float32 products may use TF32 tensor cores, as the cases do)."""
     candidates = {}
     with thread_count(threads), kernel_settings(device, "default", tf32), torch.inference_mode():
-        for name, flops, call in engines(device, dtype):
-            try:
+        for _, make in engines(device, dtype):
+            try:  # an engine that cannot run here (out of memory, an op this build lacks) is skipped
+                engine = make()
+                if engine is None:
+                    continue
+                name, flops, call = engine
                 timer = within(PEAK_TIMER, budget_s)
                 best_ms = min(measure([("engine", call)], timer, clock_for(device)).phases["engine"])
-            except RuntimeError:  # out of memory for the large shapes on a small device: skip it
+            except Exception:
                 continue
+            finally:
+                engine = None  # its tensors go before the next engine's are made
             candidates[name] = flops / (best_ms / 1e3) / 1e9
-    engine = max(candidates, key=candidates.__getitem__)
-    return ComputeRoof(candidates[engine], engine, candidates, theoretical_gflop_per_s(device, dtype, threads))
+    if not candidates:
+        raise RuntimeError(f"no engine ran on {device} in {dtype}: no compute roof")
+    best = max(candidates, key=candidates.__getitem__)
+    return ComputeRoof(candidates[best], best, candidates, theoretical_gflop_per_s(device, dtype, threads))
 
 
-def peak_gflop_per_s(device: str, dtype: str, threads: int, tf32: bool = False) -> float:
-    """The compute roof's GFLOP/s (``compute_roof``)."""
-    return compute_roof(device, dtype, threads, tf32).gflop_per_s
+CPUINFO = Path("/proc/cpuinfo")
+MAX_FREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")  # kHz, where cpufreq is exposed
 
 
 def theoretical_gflop_per_s(
-    device: str, dtype: str, threads: int, cpuinfo: Path = Path("/proc/cpuinfo")
+    device: str, dtype: str, threads: int, cpuinfo: Path = CPUINFO, max_freq: Path = MAX_FREQ
 ) -> float | None:
-    """Threads × clock × FLOPs per cycle, from /proc/cpuinfo's clock and vector flags, assuming two
-    FMA units as wide as the widest vectors the flags list (a ceiling: a VM's nominal clock, and
-    cores with narrower units, give less). None on a GPU or where the machine does not say."""
+    """Threads × clock × FLOPs per cycle: the highest clock cpufreq gives (else /proc/cpuinfo's),
+    and two FMA units as wide as the widest vectors the flags list (a ceiling: a VM's nominal
+    clock, and cores with narrower units, give less). None on a GPU or where the machine does
+    not say."""
     if device != "cpu":
         return None
     try:
         text = cpuinfo.read_text()
     except OSError:
         return None
-    mhz = next((float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")), None)
+    try:
+        mhz: float | None = int(max_freq.read_text()) / 1e3
+    except (OSError, ValueError):
+        mhz = next((float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")), None)
     flags = set(next((line.split(":")[1].split() for line in text.splitlines() if line.startswith("flags")), []))
     if not mhz:
         return None
     lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
-    if dtype == "bfloat16" and "avx512_bf16" in flags:
-        lanes *= 2
-    elif dtype != "float32" and not ({"avx512_fp16"} & flags and dtype == "float16"):
+    if (dtype == "bfloat16" and "avx512_bf16" in flags) or (dtype == "float16" and "avx512_fp16" in flags):
+        lanes *= 2  # native half-precision dot products: twice the values per vector
+    elif dtype != "float32":
         return None  # no native half-precision math the flags tell of
     return threads * mhz / 1e3 * lanes * 2 * 2  # GHz × lanes × FMA (2 FLOPs) × 2 units
 
@@ -174,10 +192,13 @@ class RoofCache:
 
     compute: dict[tuple[str, str, int, bool], ComputeRoof] = field(default_factory=dict)
     levels: dict[tuple[str, int], tuple[Level, ...]] = field(default_factory=dict)
-    floors: dict[Case, float] = field(default_factory=dict)
+    floors: dict[Case, tuple[float, float] | None] = field(default_factory=dict)  # (per call, per step) ms
+    compute_failed: set[tuple[str, str, int, bool]] = field(default_factory=set)
 
     def compute_for(self, device: str, dtype: str, threads: int, tf32: bool = False) -> ComputeRoof:
         key = (device, dtype, threads, tf32)
+        if key in self.compute_failed:
+            raise RuntimeError(f"no compute roof for {key}")
         if key not in self.compute:
             self.compute[key] = compute_roof(device, dtype, threads, tf32, self.budget_s)
         return self.compute[key]
@@ -189,19 +210,32 @@ class RoofCache:
         """The compute roof a case's efficiency is measured against."""
         return self.get(case.device, case.dtype, case.threads, case.uses_tf32)
 
-    def roofs_for(self, case: Case) -> Roofs:
-        """Every roof of ``case``, measured now where not yet (call before workers start)."""
-        compute = self.compute_for(case.device, case.dtype, case.threads, case.uses_tf32)
+    def roofs_for(self, case: Case) -> Roofs | None:
+        """Every roof of ``case``, measured now where not yet (call before workers start); None
+        where the compute roof cannot be measured. A failure is kept, not retried: a retry
+        would run beside the workers and read a fraction of the machine."""
+        try:
+            compute = self.compute_for(case.device, case.dtype, case.threads, case.uses_tf32)
+        except Exception:
+            self.compute_failed.add((case.device, case.dtype, case.threads, case.uses_tf32))
+            return None
         key = (case.device, case.threads)
         if key not in self.levels:
-            self.levels[key] = memory_levels(case.device, case.threads, self.budget_s)
+            try:
+                self.levels[key] = memory_levels(case.device, case.threads, self.budget_s)
+            except Exception:
+                self.levels[key] = ()
         floor = None
         if not case.user_model:
             tiny = floor_key(case)
             if tiny not in self.floors:
-                self.floors[tiny] = floor_ms_per_step(case, self.budget_s)
+                try:
+                    self.floors[tiny] = floor_ms(case, self.budget_s)
+                except Exception:
+                    self.floors[tiny] = None
             floor = self.floors[tiny]
-        return Roofs(compute.gflop_per_s, compute.engine, self.levels[key], floor)
+        per_call, per_step = floor if floor is not None else (0.0, None)
+        return Roofs(compute.gflop_per_s, compute.engine, self.levels[key], per_step, per_call)
 
     def as_dict(self) -> dict[str, object]:
         """For the run JSON: every roof with its engines, levels and floors."""
@@ -226,5 +260,7 @@ class RoofCache:
                 ]
                 for (d, n), levels in self.levels.items()
             },
-            "floors_ms_per_step": {c.case_id: ms for c, ms in self.floors.items()},
+            "floors_ms": {
+                c.case_id: {"per_call": f[0], "per_step": f[1]} for c, f in self.floors.items() if f is not None
+            },
         }

@@ -99,6 +99,11 @@ def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) 
         status_counts={str(k): int(v) for k, v in Counter(r["status"] for r in rows).items()},
         rows=len(rows),
         merged_from=parts_meta,
+        # Every part's roofs; a key two parts share (one machine, two shards) keeps the first part's.
+        roofs={
+            section: {k: v for i in reversed(infos) for k, v in i.roofs.get(section, {}).items()}
+            for section in ("compute", "bandwidth", "floors_ms")
+        },
         missing_cases=missing,
     ).write(run_paths(out)[1])
     return len(rows), missing

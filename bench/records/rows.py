@@ -195,8 +195,9 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         peak = outcome.peak_gflop_per_s
         row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
     placed = place(case, facts.valid_tokens, facts.gflop, row.median_ms, outcome.roofs) if outcome.roofs else None
-    if placed is not None:
+    if outcome.roofs is not None:
         row.peak_engine = outcome.roofs.engine
+    if placed is not None:
         for name in PLACEMENT_COLUMNS:
             setattr(row, name, getattr(placed, name))
     for name, value in outcome.extra.items():
@@ -211,6 +212,8 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
             f"noisy: CI ±{rel_ci:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "
             f"{s.samples} samples in {m.round_count} round(s), {m.sampling_s:.1f} s"
         )
+    if m.reached_target is None:
+        notes.append("no precision target")  # first: readers look for it at the start of the note
     if placed is not None and placed.above:
         notes.append(
             f"above its roof: beat the {' and the '.join(placed.above)} "
@@ -218,8 +221,6 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         )
     elif row.efficiency is not None and row.efficiency > 1:
         notes.append(f"above the compute roof ({row.efficiency:.0%} of {outcome.peak_gflop_per_s:.1f} GFLOP/s)")
-    if m.reached_target is None:
-        notes.append("no precision target")
     notes.append(rounds_note(by_rounds))
     contended = contended_note(row.other_cpu_cores)
     if contended:

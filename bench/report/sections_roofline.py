@@ -46,27 +46,39 @@ def leaves_memory_bound(rows: pd.DataFrame) -> str:
     return f"memory-bound up to batch {last_memory}, no longer from batch {larger.index.min()}"
 
 
+# The roofs differ by these: a figure, and a "leaves the memory-bound region" claim, holds one of each.
+ROOF_KEYS = ["machine", "device", "dtype", "tf32"]
+
+
 def bounds_text(df: pd.DataFrame) -> str:
-    """How many cases each bound holds, and where each model leaves the memory-bound region."""
+    """How many cases each bound holds, and where each model leaves the memory-bound region
+    (per machine, device, dtype and TF32 where the run has several: their ridges differ)."""
     rows = placed_rows(df)
     if rows.empty:
         return ""
     counts = rows["bound"].value_counts()
     text = ", ".join(f"{counts.get(b, 0)} {b}-bound" for b in BOUND_ORDER) + f" of {len(rows)} cases"
-    by_model = [f"{model.upper()}: {leaves_memory_bound(g)}" for model, g in rows.groupby("model")]
-    return text + "; " + "; ".join(by_model)
+    several = rows.groupby(ROOF_KEYS).ngroups > 1
+    parts = []
+    for (machine, device, dtype, tf32, model), g in rows.groupby([*ROOF_KEYS, "model"]):
+        where = f" ({device} {dtype}{' TF32' if tf32 == 'on' else ''} on {machine})" if several else ""
+        parts.append(f"{model.upper()}{where}: {leaves_memory_bound(g)}")
+    return text + "; " + "; ".join(parts)
 
 
 def roofs_text(rows: pd.DataFrame) -> str:
     """The roofs the cases were placed under, per machine, device and threads."""
     parts = []
-    for (machine, device, threads), g in rows.groupby(["machine", "device", "threads"]):
+    for (machine, device, dtype, tf32, threads), g in rows.groupby([*ROOF_KEYS, "threads"]):
         compute = g["peak_gflop_per_s"].median()
         engine = g["peak_engine"].mode().iloc[0] if g["peak_engine"].ne("").any() else "measured"
         levels = g.groupby("weights_level")["level_gb_per_s"].median()
         levels = levels.sort_index(key=lambda idx: idx.map(lambda n: LEVEL_ORDER.get(n, 9)))
         bw = ", ".join(f"{name} {gb:.0f} GB/s" for name, gb in levels.items())
-        parts.append(f"{machine} {device}, {threads} thread(s): compute {compute:.0f} GFLOP/s ({engine}); {bw}")
+        tf = " TF32" if tf32 == "on" else ""
+        parts.append(
+            f"{machine} {device} {dtype}{tf}, {threads} thread(s): compute {compute:.0f} GFLOP/s ({engine}); {bw}"
+        )
     return "; ".join(parts)
 
 
@@ -120,7 +132,8 @@ def roofline_figure(rows: pd.DataFrame, folder: Path, name: str, machine: str) -
     ax.set_ylabel("attained GFLOP/s")
     outside_legend(fig, ax)
     threads = int(rows["threads"].iloc[0])
-    return save(fig, folder, name, f"What bounds each case? ({threads} thread(s){MACHINE_SEP}{machine})")
+    what = f"{rows['dtype'].iloc[0]}{' TF32' if rows['tf32'].iloc[0] == 'on' else ''}, {threads} thread(s)"
+    return save(fig, folder, name, f"What bounds each case? ({what}{MACHINE_SEP}{machine})")
 
 
 def roofline(df: pd.DataFrame, folder: Path) -> Blocks:
@@ -138,11 +151,21 @@ def roofline(df: pd.DataFrame, folder: Path) -> Blocks:
         ),
         Paragraph(f"Efficiency: {efficiency_text(df)}."),
     ]
-    for i, ((machine, device), g) in enumerate(rows.groupby(["machine", "device"])):
+    for i, ((machine, device, dtype, tf32), g) in enumerate(rows.groupby(ROOF_KEYS)):
         threads = g["threads"].value_counts().idxmax()  # the roofs depend on the threads: the most common
         one = g[g["threads"] == threads]
         file = roofline_figure(one, folder, f"roofline_{i}", machine)
-        blocks.append(Image(file, f"roofline of {device} on {machine}"))
+        what = f"{device} {dtype}{' TF32' if tf32 == 'on' else ''}"
+        blocks.append(Image(file, f"roofline of {what} on {machine}"))
+        others = sorted(set(g["threads"]) - {threads})
+        if others:
+            blocks.append(
+                Paragraph(
+                    f"The plot of {what} shows its {len(one)} cases at {threads} thread(s); "
+                    f"{len(g) - len(one)} more at {', '.join(map(str, others))} thread(s) have other roofs "
+                    "(their rows carry them)."
+                )
+            )
     above = rows[rows["roof_fraction"] > 1]
     if not above.empty:
         blocks.append(Paragraph(f"{len(above)} case(s) above their roofline bound; their notes say which roof."))
