@@ -47,6 +47,7 @@ def test_py_spy_files_are_well_formed(profiles):
     assert "[flame.svg](flame.svg)" in index and "python -m bench profile " + PACKED in index
 
 
+@pytest.mark.slow
 def test_profile_diff_lists_the_packing_ops(profiles):
     diff = pd.read_csv(next((profiles / "compare").glob("*.csv")))
     assert {"aten::_pack_padded_sequence", "aten::_pad_packed_sequence"} <= set(diff["operator"])
@@ -54,6 +55,7 @@ def test_profile_diff_lists_the_packing_ops(profiles):
     assert row["a_ms_per_step"] > 0 and row["b_ms_per_step"] == 0
 
 
+@pytest.mark.slow
 def test_report_links_an_existing_profile(profiles, tmp_path):
     from bench.report.sections_tables import profiles as profile_links
 
