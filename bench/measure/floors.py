@@ -42,11 +42,6 @@ def floor_case(case: Case, steps: int = FLOOR_STEPS[-1]) -> Case:
     )
 
 
-def floor_key(case: Case) -> Case:
-    """Cases that share a floor share this key."""
-    return floor_case(case)
-
-
 def _median_ms(tiny: Case, budget_s: float) -> float:
     work = build(tiny)
     try:

@@ -27,7 +27,7 @@ from bench.core.timer import FixedCount, StopRule, TimerConfig, measure, within
 from bench.measure.backends import kernel_settings
 from bench.measure.bandwidth import memory_levels
 from bench.measure.clocks import clock_for
-from bench.measure.floors import floor_key, floor_ms
+from bench.measure.floors import floor_case, floor_ms
 from bench.measure.workload import DTYPES, thread_count
 
 MATMUL_SIZE = {"cpu": 2048, "cuda": 8192}
@@ -227,7 +227,7 @@ class RoofCache:
                 self.levels[key] = ()
         floor = None
         if not case.user_model:
-            tiny = floor_key(case)
+            tiny = floor_case(case)  # cases with one tiny copy share its floor
             if tiny not in self.floors:
                 try:
                     self.floors[tiny] = floor_ms(case, self.budget_s)

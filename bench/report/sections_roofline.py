@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.core.roofline import BOUNDS
 from bench.report.answers import EFFICIENCY, efficiency_text
 from bench.report.document import Blocks, Heading, Image, Paragraph
 from bench.report.plotting import MACHINE_SEP, new_figure, outside_legend, save
 from bench.report.slices import ok_rows
 
-BOUND_ORDER = ("compute", "memory", "overhead")
 MODE_MARKERS = {"inference": "o", "training": "^"}
 LEVEL_ORDER = {"L1": 0, "L2": 1, "L3": 2, "DRAM": 3, "HBM": 3}
 
@@ -57,7 +57,7 @@ def bounds_text(df: pd.DataFrame) -> str:
     if rows.empty:
         return ""
     counts = rows["bound"].value_counts()
-    text = ", ".join(f"{counts.get(b, 0)} {b}-bound" for b in BOUND_ORDER) + f" of {len(rows)} cases"
+    text = ", ".join(f"{counts.get(b, 0)} {b}-bound" for b in BOUNDS) + f" of {len(rows)} cases"
     several = rows.groupby(ROOF_KEYS).ngroups > 1
     parts = []
     for (machine, device, dtype, tf32, model), g in rows.groupby([*ROOF_KEYS, "model"]):
