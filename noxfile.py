@@ -99,7 +99,7 @@ def option(args: list[str], name: str) -> str | None:
 @nox.session(venv_backend=VENV_BACKEND)
 def bench(session: nox.Session) -> None:
     """Run the default sweep (or `-- --preset quick`, any `bench run` flags), then its report."""
-    install(session)
+    install(session, "onnx")  # for `-- --preset runtimes` (--impl onnxruntime)
     args = list(session.posargs)
     if option(args, "--preset") is None and option(args, "--spec") is None:
         args = ["--preset", "default", *args]

@@ -148,8 +148,10 @@ class Case:
     impl: str = _axis(
         "word",
         ("module",),
-        "module (nn.LSTM/nn.GRU), compiled (torch.compile) or cells (a Python loop over the cell)",
-        choices=("module", "compiled", "cells"),
+        "what runs the model: module (nn.LSTM/nn.GRU), compiled (torch.compile), cells (a Python loop over the "
+        "cell), onnxruntime (ONNX Runtime), cudagraph (CUDA graph replays) or quantized (int8 dynamic "
+        "quantization); docs/runtimes.md",
+        choices=("module", "compiled", "cells", "onnxruntime", "cudagraph", "quantized"),
         id_omitted="module",
     )
     tf32: str = _axis(

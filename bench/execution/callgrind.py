@@ -36,7 +36,6 @@ import torch
 from bench.core.cases import Case
 from bench.core.timer import Clock, FixedCount, Phase, TimerConfig, cpu_clock, gc_paused, run_loop, warm_up
 from bench.execution import messages
-from bench.measure.backends import settings_now
 from bench.measure.failures import failure
 from bench.measure.workload import build
 from bench.records.outcomes import Counted, Failed
@@ -106,7 +105,7 @@ def count_case(case: Case, repeats: int, warmups: int, dumps: Dumps) -> dict[str
             warm_up(work.phases, TimerConfig(warmup_runs=warmups, warmup_s=0.0), cpu_clock, work.before_sample)
             with gc_paused():
                 samples = run_loop(work.phases, instruction_clock(dumps), FixedCount(repeats), work.before_sample)
-            settings = settings_now(case.device)
+            settings = work.kernel_settings()
         counts = {name: [int(s[i]) for s in samples] for i, (name, _) in enumerate(work.phases)}
         return messages.counted_record(case.case_id, Counted(counts, work.facts(), settings))
     except NotCounting:

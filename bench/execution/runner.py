@@ -33,7 +33,6 @@ from bench.execution.rounds import Direct, Executor, Ledger, Unit, WorkerPerRoun
 from bench.execution.rounds import Progress as RoundsProgress
 from bench.execution.shard import shard_cases
 from bench.measure import env
-from bench.measure.backends import settings_now
 from bench.measure.checks import check_cases
 from bench.measure.clocks import clock_for
 from bench.measure.correctness import extra_columns
@@ -95,7 +94,7 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
             # Allocator peak over build + warm-up + samples (weights, inputs, activations),
             # read before the error check below builds a reference model.
             peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-            settings = settings_now(case.device)
+            settings = work.kernel_settings()
             extra = extra_columns(work)  # after timing: nothing of it lands in the samples
         if cuda:
             extra["peak_mem_mb"] = peak_mem_mb
@@ -147,7 +146,7 @@ def _measure_group(works: Sequence[Workload], config: TimerConfig, peaks: dict[C
             continue
         try:
             with work.context():
-                settings = settings_now(work.case.device)
+                settings = work.kernel_settings()
                 extra = extra_columns(work) | noise
             peak = peaks[work.case]
             done[work.case] = Measured(result, work.facts(), peak, config.target_rel_ci, extra, side, settings)

@@ -21,7 +21,6 @@ from bench.core.cases import Case
 from bench.core.timer import FixedCount, TimeBudget, TimerConfig, freeze_imports, measure
 from bench.execution import messages
 from bench.measure import env
-from bench.measure.backends import settings_now
 from bench.measure.clocks import clock_for
 from bench.measure.correctness import extra_columns
 from bench.measure.failures import failure
@@ -51,7 +50,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                 with work.context():
                     clock = clock_for(work.case.device)
                     measure(work.phases, TimerConfig(), clock, work.before_sample, stop=FixedCount(READY_RUNS))
-                    settings = settings_now(work.case.device)
+                    settings = work.kernel_settings()
                     extra = extra_columns(work)
                 c = work.case
                 ready = messages.Ready(

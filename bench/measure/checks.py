@@ -12,6 +12,7 @@ import torch
 
 from bench.core.cases import Case
 from bench.core.errors import UsageError, one_line
+from bench.measure.runtimes import refusal
 from bench.measure.usermodels import Unsupported, load_factory
 from bench.measure.workload import DTYPES, build
 from rnnmodels import MODEL_CLASSES, synthetic_batch
@@ -61,7 +62,11 @@ def check_user_model(reference: str, cases: Sequence[Case]) -> None:
 
 
 def check_cases(cases: Sequence[Case]) -> None:
-    """What only torch can check, before anything runs: length distributions, dtypes, user models."""
+    """What only torch can check, before anything runs: the runtimes' packages, length
+    distributions, dtypes, user models."""
+    missing = refusal(c.impl for c in cases)
+    if missing:
+        raise UsageError(missing)
     for seq_len, lengths in sorted({(c.seq_len, c.lengths) for c in cases}):
         try:
             parse_lengths(lengths, seq_len)

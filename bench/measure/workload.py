@@ -5,9 +5,11 @@ are what the timer brackets: ``fwd`` for inference; ``fwd`` then ``bwd`` for
 training (timed separately, like fastrnns and DeepBench).
 
 ``impl`` picks what runs: ``module`` (the model as it is), ``cells`` (the
-model's cell loop over the same weights) or ``compiled`` (``torch.compile`` of
-the model; ``compile`` runs the phases once so that the compile time is kept
-apart, in ``compile_s``, and out of the samples).
+model's cell loop over the same weights), ``compiled`` (``torch.compile`` of
+the model; ``prepare`` runs the phases once so that the compile time is kept
+apart, in ``compile_s``, and out of the samples), or another runtime
+(``onnxruntime``, ``cudagraph``, ``quantized``: ``bench.measure.runtimes``), made
+ready outside the timed region with its time in ``compile_s`` too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from torch import nn
 
 from bench.core.cases import Case
 from bench.core.timer import Phase
-from bench.measure.backends import kernel_settings
+from bench.measure import runtimes
+from bench.measure.backends import kernel_settings, settings_now
 from bench.measure.usermodels import (
     Unsupported,
     build_model,
@@ -67,7 +70,9 @@ class Step:
     model: nn.Module  # the suite's RecurrentModel, or a user's model (bench.measure.usermodels)
     tokens: torch.Tensor
     lengths: torch.Tensor
-    runner: Callable[..., Any] | None = None  # the compiled model, for impl=compiled
+    # What runs instead of the model, called like it: the compiled model, an ONNX Runtime session,
+    # the int8 copy, a CUDA graph's replay (bench.measure.runtimes). None: the model itself.
+    runner: Callable[..., Any] | None = None
     loss: torch.Tensor | None = None
 
     def forward(self) -> torch.Tensor:
@@ -134,8 +139,12 @@ class Workload:
     def facts(self) -> WorkFacts:
         return WorkFacts(self.valid_tokens, self.padding_fraction, self.gflop)
 
-    def compile(self) -> None:
-        """For ``impl=compiled``: compile now, timing the first run of the phases."""
+    def prepare(self) -> None:
+        """Make what is built under the timing's settings: ``compiled`` compiles (its first run
+        of the phases timed), ``cudagraph`` captures its graph."""
+        if self.case.impl == "cudagraph":
+            self.step.runner, self.compile_s = runtimes.capture(self.model, self.tokens, self.lengths)
+            return
         if self.case.impl != "compiled":
             return
         # A fresh start per case: dynamo's per-function recompile limit would
@@ -150,12 +159,21 @@ class Workload:
             torch.cuda.synchronize()
         self.compile_s = time.perf_counter() - start
 
+    def kernel_settings(self) -> str:
+        """The row's ``kernel_settings``: torch's (read back now), or the runtime's own."""
+        if self.case.impl == "onnxruntime" and self.step.runner is not None:
+            return str(self.step.runner.settings)  # torch's kernels do not run
+        settings = settings_now(self.case.device)
+        if self.case.impl == "quantized":
+            settings += " " + runtimes.quantized_settings()
+        return settings
+
     def close(self) -> None:
         """Drop what outlives the workload elsewhere: the pending loss, and dynamo's
         compiled code, whose caches refer to the compiled model."""
         self.step.loss = None
-        if self.step.runner is not None:
-            self.step.runner = None
+        self.step.runner = None
+        if self.case.impl == "compiled":
             torch._dynamo.reset()
 
     def before_sample(self) -> None:
@@ -188,12 +206,16 @@ class Workload:
             if c.mode == "inference":
                 stack.enter_context(torch.inference_mode())
             if self.step.runner is None:
-                self.compile()  # under the settings the timing uses: they shape the graph
+                self.prepare()  # under the settings the timing uses: they shape the graph
             yield
 
 
 def build(case: Case) -> Workload:
-    """Model (seeded weights) and a seeded batch for ``case``, on its device."""
+    """Model (seeded weights) and a seeded batch for ``case``, on its device; for the
+    ONNX Runtime and int8 impls, their runner too (Unsupported: the impl cannot run the case)."""
+    why = runtimes.why_unsupported(case)
+    if why:
+        raise Unsupported(why)
     torch.manual_seed(WEIGHT_SEED)
     if case.user_model:
         if case.impl == "cells":
@@ -204,7 +226,12 @@ def build(case: Case) -> Workload:
     model = model.to(device=case.device, dtype=DTYPES[case.dtype])
     model.train(case.mode == "training")
     tokens, lengths = synthetic_batch(case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED)
-    return Workload(case, Step(model, tokens.to(case.device), lengths))
+    work = Workload(case, Step(model, tokens.to(case.device), lengths))
+    if case.impl == "quantized":
+        work.step.runner, work.compile_s = runtimes.quantize(model)
+    elif case.impl == "onnxruntime":
+        work.step.runner, work.compile_s = runtimes.onnx_runner(model, case, work.tokens, work.lengths)
+    return work
 
 
 def _suite_model(case: Case) -> RecurrentModel:
@@ -215,6 +242,7 @@ def _suite_model(case: Case) -> RecurrentModel:
         case.hidden_size,
         case.num_layers,
         case.num_dirs,
-        varlen=case.varlen,  # type: ignore[arg-type]
+        # ONNX Runtime's exact path is the padded graph given sequence_lens (bench.measure.onnxexport).
+        varlen="padded" if case.impl == "onnxruntime" and case.varlen == "exact" else case.varlen,  # type: ignore[arg-type]
         impl="cells" if case.impl == "cells" else "module",
     )
