@@ -37,6 +37,24 @@ def variant_groups(cases: Sequence[Case]) -> list[list[Case]]:
     return list(groups.values())
 
 
+# Impls whose work runs on a thread pool of their own, not torch's.
+OWN_THREAD_POOLS = ("onnxruntime",)
+
+
+def mixes_thread_pools(works: Sequence[Workload]) -> bool:
+    return len({w.case.impl in OWN_THREAD_POOLS for w in works}) > 1
+
+
+def settle(work: Workload) -> None:
+    """One untimed step before a variant's turn, in groups that mix thread pools: the variant
+    before it may have run on the other pool (ONNX Runtime's or torch's), whose threads are still
+    awake. On a 2-vCPU AMD EPYC VM, without it, module GRU steps beside ONNX Runtime ones (b8 L128)
+    had a 90th percentile 1.3x their median and ONNX Runtime's 2.9x (alone: 1.09x)."""
+    for _, step in work.phases:
+        work.before_sample()
+        step()
+
+
 @dataclass
 class Member:
     """One case of a group while it is being measured."""
@@ -69,6 +87,7 @@ def measure_together(
         except Exception as e:
             m.failed = failure(e)
     live = [m for m in members if m.failed is None]
+    mixed = mixes_thread_pools([m.work for m in live])
     turns = 0
     with gc_paused():
         start = time.perf_counter()
@@ -78,6 +97,8 @@ def measure_together(
                     continue  # a fast variant stops here; the slower ones still get their samples
                 try:
                     with m.work.context():
+                        if mixed:
+                            settle(m.work)
                         run_loop(m.work.phases, clock, block, m.work.before_sample, into=m.samples)
                 except Exception as e:
                     m.failed = failure(e)

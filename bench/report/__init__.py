@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.core.errors import UsageError
 from bench.records.files import write_text_atomic
-from bench.report import sections_gpu
+from bench.report import sections_fastest, sections_gpu
 from bench.report import sections_impl as impl
 from bench.report import sections_instructions as counts
 from bench.report import sections_roofline as roofline
@@ -65,6 +65,7 @@ def time_sections(df: pd.DataFrame, out_dir: Path) -> Blocks:
         *scaling.packing(df, out_dir),
         *scaling.threads(df, out_dir),
         *impl.implementations(df, out_dir),
+        *sections_fastest.fastest(df),
         *scaling.depth_direction(df, out_dir),
         *versus.lstm_vs_gru(df, out_dir),
         *versus.user_models(df, out_dir),

@@ -15,6 +15,8 @@ import pandas as pd
 from bench.report import answers
 from bench.report.answers import QUESTIONS, Answer, answer, compile_text, efficiency_text, matrix_blocks, precision
 from bench.report.document import Blocks, Findings, Heading, Paragraph
+from bench.report.sections_fastest import TITLE as FASTEST
+from bench.report.sections_fastest import fastest_by_shape, strata_lines
 from bench.report.sections_roofline import bounds_text
 from bench.report.slices import ok_rows
 
@@ -70,6 +72,9 @@ def findings(df: pd.DataFrame) -> Blocks:
         got = _rows(a)
         table += got
         sections += [q.section] * len(got)
+    for label, text in strata_lines(fastest_by_shape(rows)):
+        table.append([label, text, "", "", "", "", ""])
+        sections.append(FASTEST)
     for label, text, section in (
         ("torch.compile's first (compiling) step", compile_text(rows), answers.IMPLEMENTATIONS),
         ("what bounds the cases", bounds_text(rows), answers.EFFICIENCY),
