@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from factories import TINY_SPEC
 # Tests share 2 cores with whatever else runs; one intra-op thread keeps them steady.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# ONNX exports are cached on disk (bench.measure.onnxexport): the tests' go to a folder of their own.
+os.environ["RNNBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnbench-test-cache-")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from torch import nn
 from bench.core.cases import Case
 from bench.core.errors import one_line
 from bench.measure import onnxexport
-from bench.measure.usermodels import Unsupported
+from bench.measure.usermodels import Unsupported, output_of
 
 # The packages an impl needs beyond torch, and the extra that installs them.
 PACKAGES = {"onnxruntime": ("onnxruntime", "onnx", "onnxscript")}
@@ -31,6 +31,7 @@ EXTRAS = {"onnxruntime": "onnx"}
 # What quantize_dynamic turns into int8 modules (the recurrent ones are the point).
 RECURRENT_TYPES = (nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell)
 QUANTIZED_TYPES = (*RECURRENT_TYPES, nn.Linear)
+EXPORT_TOL = 1e-3  # an exported graph against its own model, on the same inputs (float32 reorders sums)
 NUMPY_OF_ONNX = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64}
 TORCH_KERNELS = "backend=native switches torch's own RNN kernels off; {} runs kernels of its own"
 
@@ -213,7 +214,29 @@ def onnx_runner(export_model: nn.Module, case: Case, tokens: torch.Tensor, lengt
     exported = onnxexport.export(export_model, case, sequence_lens=case.varlen == "exact" and not case.user_model)
     start = time.perf_counter()
     runner = OnnxRunner(exported.model_bytes, case, tokens, lengths, exported.exporter)
-    return runner, exported.export_s + time.perf_counter() - start
+    took = exported.export_s + time.perf_counter() - start
+    if case.user_model:
+        check_export(export_model, runner, tokens, lengths)
+    return runner, took
+
+
+def check_export(model: nn.Module, runner: OnnxRunner, tokens: torch.Tensor, lengths: torch.Tensor) -> None:
+    """A user's model: the graph's output on the case's inputs must be the model's own. A tracer
+    turns what it cannot follow (a numpy round trip, data-dependent Python) into constants and
+    only warns; such a graph answers something else, and is refused here rather than timed."""
+    with torch.no_grad():
+        expected = output_of(model(tokens, lengths)).float().cpu()
+        got = output_of(runner(tokens, lengths)).float().cpu()
+    if got.shape != expected.shape:
+        raise Unsupported(
+            f"the exported graph's output has shape {tuple(got.shape)}, the model's {tuple(expected.shape)}"
+        )
+    diff = float((got - expected).abs().max()) if got.numel() else 0.0
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    if not diff <= EXPORT_TOL * max(1.0, scale):
+        raise Unsupported(
+            f"the exported graph's output differs from the model's by {diff:.2g}: the export missed part of it"
+        )
 
 
 # --- CUDA graphs ----------------------------------------------------------------------------------
