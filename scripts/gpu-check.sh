@@ -10,7 +10,8 @@
 #   env.log              `bench env`: the environment and the measured roofs (compute engines, L2 and HBM bandwidth)
 #   cuda-tests.log/.xml  the CUDA tests (pytest -m cuda)
 #   gpu-quick.csv        the quick preset on CUDA (+ .samples.csv, .json)
-#   gpu-grid.csv         the gpu preset: padded/packed/exact at GPU sizes, TF32, bf16, cuDNN off
+#   gpu-grid.csv         the gpu preset: padded/packed/exact at GPU sizes, CUDA graphs, TF32, bf16, cuDNN off
+#   gpu-onnx.csv         ONNX Runtime's CUDA provider beside the module (where onnxruntime-gpu is installed)
 #   validate.log         `bench validate --device cuda`: the timer against torch.utils.benchmark
 #   report/              the report of both runs (Markdown, HTML, plots)
 #   profile/             torch.profiler tables and trace of one exact-mode training case
@@ -83,12 +84,18 @@ for name in ("numpy", "pandas", "scipy", "matplotlib", "rich", "pytest"):
 import bench.cli
 '
 
+# ONNX Runtime on the GPU beside the module and its CUDA graph: inference, padded and exact (packed: the reference).
+ONNX_CASES="--model lstm,gru --mode inference --batch-size 16,256 --seq-len 64,256 --varlen padded,packed,exact
+ --impl module,cudagraph,onnxruntime --budget-s 0.2"
+HAS_ORT_CUDA='import onnxruntime; assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()'
+
 if [ "$DRY" -eq 1 ]; then
     note mode "dry run on $(hostname): plans checked on the CPU, nothing measured on a GPU"
     step modules 120 "$PY" -c "$MODULES"
     step cuda-tests 120 "$PY" -m pytest -m cuda tests -q --collect-only -p no:cacheprovider
     step quick 120 "$PY" -m bench run --preset quick --device cpu --list
     step grid 120 "$PY" -m bench run --preset gpu --device cpu --list
+    step onnx 120 "$PY" -m bench run $ONNX_CASES --device cpu --list
     note validate "not run: needs the GPU"
     note report "not run: needs the runs"
     note profile "not run: needs the GPU"
@@ -100,10 +107,15 @@ assert torch.cuda.is_available(), 'no CUDA GPU here'"
     step cuda-tests 150 "$PY" -m pytest -m cuda tests -q -p no:cacheprovider --junitxml "$OUT_DIR/cuda-tests.xml"
     step quick 120 "$PY" -m bench run --preset quick --device cuda --out "$OUT_DIR/gpu-quick.csv"
     step grid 200 "$PY" -m bench run --preset gpu --out "$OUT_DIR/gpu-grid.csv"
+    if "$PY" -c "$HAS_ORT_CUDA" >/dev/null 2>&1; then
+        step onnx 90 "$PY" -m bench run $ONNX_CASES --device cuda --side-by-side --out "$OUT_DIR/gpu-onnx.csv"
+    else
+        note onnx "not run: no onnxruntime with the CUDA provider here (pip install onnxruntime-gpu)"
+    fi
     step validate 90 "$PY" -m bench validate --device cuda
     STEP_DEADLINE=470  # the profile took 49 s on one H200 (torch 2.11, CUPTI)
     runs=()
-    for f in "$OUT_DIR/gpu-quick.csv" "$OUT_DIR/gpu-grid.csv"; do [ -s "$f" ] && runs+=("$f"); done
+    for f in "$OUT_DIR/gpu-quick.csv" "$OUT_DIR/gpu-grid.csv" "$OUT_DIR/gpu-onnx.csv"; do [ -s "$f" ] && runs+=("$f"); done
     if [ ${#runs[@]} -gt 0 ]; then
         step report 60 "$PY" -m bench report "${runs[@]}" --out "$OUT_DIR/report"
     else
