@@ -23,7 +23,7 @@ from bench.report.document import Document, to_markdown  # noqa: E402
 from bench.report.findings import findings  # noqa: E402
 from bench.report.load import load_many  # noqa: E402
 
-REFERENCE_RUNS = [REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding")]
+REFERENCE_RUNS = [REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding", "runtimes")]
 PAGE = REPO / "docs" / "findings.md"
 REPORT = "../reports/reference/report.md"  # the reference report, relative to PAGE
 START, END = "<!-- findings:start (scripts/readme_findings.py) -->", "<!-- findings:end -->"

@@ -265,3 +265,17 @@ def test_cudagraph_replays_the_forward_it_captured():
         out_err, _ = errors(work)
     assert out_err < 1e-4
     assert work.compile_s is not None
+
+
+def test_instruction_counts_take_the_runtimes_that_run_on_one_cpu_thread():
+    from bench.core.spec import load_spec, with_overrides
+    from bench.execution.runner import SweepOptions, countable_cases
+
+    spec = with_overrides(
+        load_spec("ci-instructions"), {"impl": "onnxruntime,quantized", "device": "cpu", "model": "lstm"}
+    )
+    cases = countable_cases(SweepOptions(spec, metric="instructions"))
+    assert {c.impl for c in cases} == {"onnxruntime", "quantized"}
+    compiled = with_overrides(spec, {"impl": "compiled"})
+    with pytest.raises(UsageError, match="impl=compiled is not counted"):
+        countable_cases(SweepOptions(compiled, metric="instructions"))

@@ -1,4 +1,4 @@
-"""Report section on implementation variants: exact padding, torch.compile, the cell loop.
+"""Report section on implementation variants: exact padding, torch.compile, the cell loop, other runtimes.
 
 Every variant is timed against the packed ``module`` run of the same case (the
 exact reference), and shown with its recorded error against that reference, so
@@ -19,9 +19,8 @@ from bench.report.document import Blocks, Heading, Image, Paragraph, Table
 from bench.report.plotting import RATIO_TICKS, new_figure, ratio_colorbar, ratio_heatmap, ratio_norm, save
 from bench.report.slices import AXIS_NAMES, EXACT_TOL, missing_note, ok_rows, pairs, typical
 
-VARIANT_ORDER = [
-    f"{impl}·{varlen}" for impl in ("module", "compiled", "cells") for varlen in ("padded", "packed", "exact")
-]
+IMPL_ORDER = ("module", "compiled", "cells", "onnxruntime", "cudagraph", "quantized")
+VARIANT_ORDER = [f"{impl}·{varlen}" for impl in IMPL_ORDER for varlen in ("padded", "packed", "exact")]
 
 
 def against_reference(df: pd.DataFrame) -> pd.DataFrame:

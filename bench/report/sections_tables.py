@@ -183,7 +183,8 @@ def pivot(df: pd.DataFrame) -> Blocks:
     if rows.empty or rows["variant"].nunique() < 2:
         return []
     # Module variants first, then each implementation's padded, packed, exact.
-    known = [f"{v} {impl}".strip() for impl in ("", "compiled", "cells") for v in ("padded", "packed", "exact")]
+    impls = ("", "compiled", "cells", "onnxruntime", "cudagraph", "quantized")
+    known = [f"{v} {impl}".strip() for impl in impls for v in ("padded", "packed", "exact")]
     order = [v for v in known if v in set(rows["variant"])]
     order += sorted(set(rows["variant"]) - set(order))
     machines = rows["machine"].nunique() > 1
