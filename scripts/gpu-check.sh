@@ -87,7 +87,7 @@ import bench.cli
 # ONNX Runtime on the GPU beside the module and its CUDA graph: inference, padded and exact (packed: the reference).
 ONNX_CASES="--model lstm,gru --mode inference --batch-size 16,256 --seq-len 64,256 --varlen padded,packed,exact
  --impl module,cudagraph,onnxruntime --budget-s 0.2"
-HAS_ORT_CUDA='import onnxruntime; assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()'
+HAS_ORT_CUDA='import onnx, onnxruntime; assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()'
 
 if [ "$DRY" -eq 1 ]; then
     note mode "dry run on $(hostname): plans checked on the CPU, nothing measured on a GPU"
@@ -110,7 +110,7 @@ assert torch.cuda.is_available(), 'no CUDA GPU here'"
     if "$PY" -c "$HAS_ORT_CUDA" >/dev/null 2>&1; then
         step onnx 90 "$PY" -m bench run $ONNX_CASES --device cuda --side-by-side --out "$OUT_DIR/gpu-onnx.csv"
     else
-        note onnx "not run: no onnxruntime with the CUDA provider here (pip install onnxruntime-gpu)"
+        note onnx "not run: no onnxruntime-gpu and onnx here (pip install onnxruntime-gpu onnx)"
     fi
     step validate 90 "$PY" -m bench validate --device cuda
     STEP_DEADLINE=470  # the profile took 49 s on one H200 (torch 2.11, CUPTI)

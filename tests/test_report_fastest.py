@@ -63,7 +63,7 @@ def test_a_runner_up_within_the_ci_is_a_tie_and_the_finding_says_so(tmp_path):
     table = next(b for b in findings(df) if isinstance(b, Findings))
     rows = pd.DataFrame(table.rows)
     row = rows[rows[0].str.startswith("fastest correct way")].iloc[0]
-    assert "1 of them tied" in row[1]
+    assert "1 of them tied" in row[1] and "of 1 shapes" in row[1]
     section = fastest(df)
     assert any("tied with" in cell for cell in section[-1].rows[0])
 
@@ -75,3 +75,12 @@ def test_without_a_plain_module_to_compare_with_the_section_says_what_is_missing
     assert fastest_by_shape(df) == []
     blocks = fastest(df)
     assert "Not shown" in blocks[1].text
+
+
+def test_a_shape_with_one_right_variant_is_no_contest_in_the_finding(tmp_path):
+    df = run_with(tmp_path, {("module", "padded"): (1.0, 0.01, 1e-7, 1.2), ("module", "packed"): (2.0, 0.01, 0.0, 0.0)})
+    (answer,) = fastest_by_shape(df)
+    assert answer.winner == "module·packed" and answer.runner_up is None
+    table = next(b for b in findings(df) if isinstance(b, Findings))
+    row = next(r for r in table.rows if r[0].startswith("fastest correct way"))
+    assert "no shape had two right variants (1 more shape(s) had one right variant only)" in row[1]

@@ -15,7 +15,8 @@ from factories import make_case
 
 from bench.cli import main
 from bench.core.errors import UsageError
-from bench.measure import onnxexport, runtimes
+from bench.core.timer import TimerConfig
+from bench.measure import onnxexport, runtimes, variants
 from bench.measure.checks import check_cases
 from bench.measure.correctness import errors, extra_columns
 from bench.measure.usermodels import Unsupported
@@ -40,7 +41,8 @@ MAPPING = [
     ("onnxruntime", dict(device="cuda"), None),  # the CUDA provider decides when the session is built
     ("cudagraph", dict(), "CUDA device"),
     ("cudagraph", dict(device="cuda"), None),
-    ("cudagraph", dict(device="cuda", varlen="exact"), None),
+    ("cudagraph", dict(device="cuda", varlen="exact"), "pinned host memory"),
+    ("cudagraph", dict(device="cuda", varlen="packed"), None),  # capture decides (it says why it fails)
     ("cudagraph", dict(device="cuda", mode="training"), "training step"),
     ("quantized", dict(), None),
     ("quantized", dict(varlen="packed"), None),
@@ -226,12 +228,18 @@ def test_a_users_model_exports_or_says_why(tmp_path, monkeypatch):
 # --- side by side ---------------------------------------------------------------------------------
 
 
-def test_groups_that_mix_thread_pools_settle_each_turn():
+def test_groups_that_mix_thread_pools_settle_each_turn(monkeypatch):
+    settled = []
+    monkeypatch.setattr(variants, "settle", lambda work: settled.append(work.case.impl))
+    config = TimerConfig(budget_s=0.02, min_samples=3, max_samples=6, warmup_runs=1, warmup_s=0.0)
     module = build(make_case(**SHAPES))
     onnx_work = build(make_case(impl="onnxruntime", **SHAPES))
-    compiled_like = build(make_case(impl="quantized", **SHAPES))
-    assert mixes_thread_pools([module, onnx_work])
-    assert not mixes_thread_pools([module, compiled_like])
+    quantized = build(make_case(impl="quantized", **SHAPES))
+    assert mixes_thread_pools([module, onnx_work]) and not mixes_thread_pools([module, quantized])
+    variants.measure_together([module, quantized], config)
+    assert settled == []  # one pool: timed as before
+    _, turns = variants.measure_together([module, onnx_work], config)
+    assert sorted(set(settled)) == ["module", "onnxruntime"] and len(settled) == 2 * turns
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ where it is gone or fails, torch.export's exporter is used (the row's
 ``kernel_settings`` names which). A graph is exported with the batch dimension
 dynamic (one export serves every batch size; the sequence length stays fixed)
 and kept in a cache folder, keyed by everything that decides its contents:
-the torch and ONNX package versions, the model's class and every weight's
-bytes, dtype, sequence length and variable-length mode. Later rounds (fresh
+the torch and ONNX package versions, the model's class and the source of its
+code, every weight's bytes, dtype, sequence length and variable-length mode. Later rounds (fresh
 processes) and later runs load it.
 
 ``varlen=exact`` for the suite's models: the padded model is exported and its
@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -86,7 +87,31 @@ def weights_digest(model: nn.Module) -> str:
             continue
         t = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape first: a 0-dim buffer (BatchNorm's num_batches_tracked) has no byte view of its own.
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def code_digest(model: nn.Module) -> str:
+    """A hash of the source files that decide what the model's forward does: its class's module and,
+    for a model of a package (the suite's ``rnnmodels``), every module of that package. Changed
+    code is another graph, even with the same weights."""
+    digest = hashlib.sha256()
+    module = sys.modules.get(type(model).__module__)
+    files = []
+    source = getattr(module, "__file__", None)
+    if source:
+        files.append(Path(source))
+        package = getattr(module, "__package__", "") or ""
+        root = sys.modules.get(package.split(".")[0]) if package else None
+        root_file = getattr(root, "__file__", None)
+        if root_file and Path(root_file).name == "__init__.py":
+            files += sorted(Path(root_file).parent.rglob("*.py"))
+    for path in dict.fromkeys(files):
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(str(path).encode())
     return digest.hexdigest()
 
 
@@ -104,6 +129,7 @@ def cache_key(model: nn.Module, case: Case, batch: int | None) -> str:
         "seq_len": case.seq_len,
         "batch": batch,
         "weights": weights_digest(model),
+        "code": code_digest(model),
     }
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -48,8 +48,8 @@ def mixes_thread_pools(works: Sequence[Workload]) -> bool:
 def settle(work: Workload) -> None:
     """One untimed step before a variant's turn, in groups that mix thread pools: the variant
     before it may have run on the other pool (ONNX Runtime's or torch's), whose threads are still
-    awake. On a 2-vCPU AMD EPYC VM, without it, module GRU steps beside ONNX Runtime ones (b8 L128)
-    had a 90th percentile 1.3x their median and ONNX Runtime's 2.9x (alone: 1.09x)."""
+    awake. On a 2-vCPU AMD EPYC VM, without it, ONNX Runtime's GRU steps beside the module's
+    (b8 L128) had a 90th percentile 2.9x their median (alone: 1.09x; with it: 1.2x to 1.3x)."""
     for _, step in work.phases:
         work.before_sample()
         step()
