@@ -135,6 +135,9 @@ def test_one_export_serves_every_batch_size_and_comes_back_from_the_cache():
     exported = onnxexport.export(first.model, first.case, sequence_lens=False)
     assert exported.from_cache
     assert exported.exporter in ("torchscript", "dynamo")
+    onnx = pytest.importorskip("onnx")
+    tokens = next(i for i in onnx.load_from_string(exported.model_bytes).graph.input if i.name == "tokens")
+    assert tokens.type.tensor_type.shape.dim[0].dim_param  # the batch is dynamic, not one graph per size
 
 
 def test_other_weights_are_another_export():

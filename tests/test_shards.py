@@ -92,10 +92,13 @@ def test_killed_shard_resumes_and_the_merge_is_complete(tmp_path):
     assert main(["merge", str(one), str(two), "--out", str(merged)]) == 0
     merged_ids = read_results(merged)["case_id"]
     assert merged_ids.nunique() == len(merged_ids) == 8
-    # The parts' rounds survive the kill, the resume and the merge.
-    assert (read_results(merged)["rounds"] == 2).all()
+    # The parts' rounds survive the kill, the resume and the merge: every planned round, and any
+    # extra round a noisy case earned from the time pool, in the row and in its samples alike.
+    rows = read_results(merged).set_index("case_id")
     raw = read_samples(merged)
-    assert set(raw["round"]) == {0, 1} and not raw.duplicated(["case_id", "phase", "index"]).any()
+    assert (rows["rounds"] >= 2).all()
+    assert raw.groupby("case_id")["round"].nunique().reindex(rows.index).eq(rows["rounds"]).all()
+    assert {0, 1} <= set(raw["round"]) and not raw.duplicated(["case_id", "phase", "index"]).any()
 
 
 @pytest.fixture

@@ -171,6 +171,8 @@ class OnnxRunner:
         except Exception as e:
             raise Unsupported(f"ONNX Runtime cannot load the exported graph ({one_line(e)})") from None
         self.names = [i.name for i in self.session.get_inputs()]
+        self._lengths_of: torch.Tensor | None = None
+        self._sequence_lens: torch.Tensor | None = None
         # The row's kernel_settings: the provider read back from the session, the threads it was given.
         provider = self.session.get_providers()[0]
         self.settings = (
@@ -180,18 +182,34 @@ class OnnxRunner:
         self.cuda = case.device == "cuda"
         self.binding = self._bind(tokens, lengths) if self.cuda else None
 
+    def _given(self, tokens: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The graph's inputs by name; the exact graph's int32 ``sequence_lens`` made once per batch
+        (on the first, untimed call), not in every timed one."""
+        if lengths is not self._lengths_of:
+            self._lengths_of, self._sequence_lens = lengths, lengths.to(torch.int32)
+        return {"tokens": tokens, "lengths": lengths, onnxexport.SEQUENCE_LENS: self._sequence_lens}
+
     def _feeds(self, tokens: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
-        given = {"tokens": tokens, "lengths": lengths}
+        given = self._given(tokens, lengths)
         return {name: given[name].numpy() for name in self.names}
 
     def _bind(self, tokens: torch.Tensor, lengths: torch.Tensor) -> Any:
         """Inputs bound to the case's device tensors, outputs to device tensors shaped by one run."""
         device = tokens.device.index or 0
-        self._inputs = {"tokens": tokens.contiguous(), "lengths": lengths.to(tokens.device)}  # the binding's memory
+        given = self._given(tokens, lengths)
+        # The binding's memory, kept alive: tokens and lengths on the GPU, sequence_lens on the host
+        # (where ONNX Runtime's CUDA LSTM/GRU read it).
+        self._inputs = {
+            "tokens": given["tokens"].contiguous(),
+            "lengths": given["lengths"].to(tokens.device),
+            onnxexport.SEQUENCE_LENS: given[onnxexport.SEQUENCE_LENS].contiguous(),
+        }
         binding = self.session.io_binding()
         for name in self.names:
             t = self._inputs[name]
-            binding.bind_input(name, "cuda", device, np.int64, tuple(t.shape), t.data_ptr())
+            place = ("cpu", 0) if t.device.type == "cpu" else ("cuda", device)
+            element = np.int32 if t.dtype == torch.int32 else np.int64
+            binding.bind_input(name, *place, element, tuple(t.shape), t.data_ptr())
         for out in self.session.get_outputs():
             binding.bind_output(out.name, "cuda", device)  # ORT allocates, once, to learn the shapes
         self.session.run_with_iobinding(binding)
