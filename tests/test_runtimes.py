@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 import textwrap
 
 import pandas as pd
@@ -92,7 +91,6 @@ def test_a_missing_onnxruntime_is_refused_in_one_line_naming_the_extra(monkeypat
 
 
 def test_the_refusal_is_exit_2_before_anything_runs(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails, find_spec raises ValueError
     real = runtimes.importlib.util.find_spec
     monkeypatch.setattr(
         runtimes.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a)

@@ -106,7 +106,7 @@ def quantize(model: nn.Module) -> tuple[nn.Module, float]:
     """
     recurrent = [name for name, m in model.named_modules() if type(m) in RECURRENT_TYPES]
     if not recurrent:
-        return _refuse_quantize("the model has no nn.LSTM, nn.GRU or cell to quantize")
+        raise _refused("the model has no nn.LSTM, nn.GRU or cell to quantize")
     start = time.perf_counter()
     try:
         from torch.ao.quantization import quantize_dynamic
@@ -115,16 +115,16 @@ def quantize(model: nn.Module) -> tuple[nn.Module, float]:
             warnings.simplefilter("ignore")  # "torch.ao.quantization is deprecated": said in the docs
             quantized = quantize_dynamic(model, set(QUANTIZED_TYPES), dtype=torch.qint8)
     except (ImportError, AttributeError, RuntimeError) as e:
-        return _refuse_quantize(f"torch {torch.__version__} cannot quantize it ({one_line(e)})")
+        raise _refused(f"torch {torch.__version__} cannot quantize it ({one_line(e)})") from None
     took = time.perf_counter() - start
     left = [name for name, m in quantized.named_modules() if type(m) in RECURRENT_TYPES]
     if left:
-        return _refuse_quantize(f"quantize_dynamic on torch {torch.__version__} left {', '.join(left)} in float")
+        raise _refused(f"quantize_dynamic on torch {torch.__version__} left {', '.join(left)} in float")
     return quantized, took
 
 
-def _refuse_quantize(why: str) -> Any:
-    raise Unsupported(f"int8 dynamic quantization: {why}")
+def _refused(why: str) -> Unsupported:
+    return Unsupported(f"int8 dynamic quantization: {why}")
 
 
 def quantized_settings() -> str:
@@ -179,8 +179,7 @@ class OnnxRunner:
             f"onnxruntime={ort.__version__} provider={provider} intra_op_threads={options.intra_op_num_threads} "
             f"inter_op_threads={options.inter_op_num_threads} exporter={exporter}"
         )
-        self.cuda = case.device == "cuda"
-        self.binding = self._bind(tokens, lengths) if self.cuda else None
+        self.binding = self._bind(tokens, lengths) if case.device == "cuda" else None
 
     def _given(self, tokens: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
         """The graph's inputs by name; the exact graph's int32 ``sequence_lens`` made once per batch

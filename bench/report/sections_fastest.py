@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.report.answers import case_ratio_ci, is_faster
+from bench.report.answers import case_ratio_ci, is_faster, is_right
 from bench.report.document import Blocks, Heading, Paragraph, Table
 from bench.report.slices import AXIS_NAMES, EXACT_TOL, missing_note, ok_rows
 
@@ -60,14 +60,10 @@ class Fastest:
     inexact: str | None  # a faster variant that is not right, with its ratio and error
 
 
-def variant(row: pd.Series) -> str:
-    return f"{row['impl']}·{row['varlen']}"
-
-
 def right(rows: pd.DataFrame) -> pd.Series:
-    """Rows whose errors were recorded and are within EXACT_TOL (outputs, and states where recorded)."""
-    outputs = rows["max_abs_err"].notna() & (rows["max_abs_err"] < EXACT_TOL)
-    return outputs & (rows["state_max_abs_err"].isna() | (rows["state_max_abs_err"] < EXACT_TOL))
+    """The report's "right" (outputs and states within EXACT_TOL), and only where an output error
+    was recorded: a variant nobody checked is not called right here."""
+    return is_right(rows) & rows["max_abs_err"].notna()
 
 
 def ratio_of(a: pd.Series, b: pd.Series) -> Ratio:
@@ -96,7 +92,7 @@ def fastest_by_shape(df: pd.DataFrame) -> list[Fastest]:
     rows = ok_rows(df)
     if rows.empty:
         return []
-    rows = rows.assign(variant=rows.apply(variant, axis=1))
+    rows = rows.assign(variant=rows["impl"] + "·" + rows["varlen"])
     varying = [a for a in NAME_AXES if rows[a].nunique() > 1]
     answers = []
     for _, g in rows.groupby(SHAPE_COLUMNS, sort=True, dropna=False):
