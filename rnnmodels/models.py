@@ -147,6 +147,31 @@ class RecurrentModel(nn.Module):
             out, state = self.rnn(x_embed, hx)  # (L, B, D*H)
         return out, state
 
+    def initial_stream_state(self, batch_size: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Zero states for ``batch_size`` streams, on the parameters' device and dtype."""
+        weight = self.embedding.weight
+        h = weight.new_zeros(self.n_layers * self.n_dirs, batch_size, self.h_dim)
+        return (h, torch.zeros_like(h)) if self.has_cell_state else h
+
+    def stream_step(self, x: torch.Tensor, state: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None):
+        """Feed the next chunk ``x`` ``(B, K)`` of ``B`` streams, starting from ``state``
+        (None: zeros); returns ``(outputs (K, B, H), state)`` as ``forward`` does.
+
+        Streaming reads tokens as they come, so it is one-directional: a bidirectional model's
+        reverse direction needs the end of the sequence first (ValueError). Chunks fed one after
+        the other, each from the state the one before returned, give the outputs and final state
+        of ``forward`` over the whole sequence (with every length full).
+        """
+        if self.n_dirs != 1:
+            raise ValueError("a bidirectional model cannot stream: its reverse direction starts at the end")
+        x_embed = self.embedding(x).transpose(0, 1)  # (K, B, E)
+        if state is None:
+            state = self.initial_stream_state(x.size(0))
+        if self.impl == "cells":
+            full = torch.full((x.size(0),), x.size(1), dtype=torch.long)
+            return run_cells(self.rnn, x_embed, full, state, exact=False)
+        return self.rnn(x_embed, state)
+
 
 class LSTMModel(RecurrentModel):
     """The lecture's LSTM model; returns ``(outputs, (h_n, c_n))``."""

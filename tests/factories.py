@@ -75,6 +75,7 @@ CASE_DEFAULTS: dict[str, Any] = dict(
     threads=1,
     impl="module",
     tf32="off",
+    chunk=1,
 )
 PROVENANCE = {"host": "h", "cpu_model": "test cpu", "torch_version": "2.13.0"}
 

@@ -16,7 +16,7 @@ from bench.records.files import run_paths
 from bench.records.merge import merge_parts
 from bench.records.outcomes import Counted, Failed, WorkFacts
 from bench.records.reading import UPGRADES, read_results
-from bench.records.rows import PLACEMENT_COLUMNS, READABLE_VERSIONS, SCHEMA_VERSION
+from bench.records.rows import PLACEMENT_COLUMNS, READABLE_VERSIONS, SCHEMA_VERSION, STREAM_COLUMNS
 from bench.records.runinfo import RUN_FORMAT_VERSION, RunInfo, read_run_info
 
 # The columns each schema version added (bench.records.rows has the history).
@@ -33,6 +33,7 @@ ADDED_IN = {
     3: ["rounds", "within_round_rel_ci", "between_round_rel_sd"],
     4: ["cpu_count", "mem_gib"],
     5: ["peak_engine", *PLACEMENT_COLUMNS],
+    6: ["chunk", *STREAM_COLUMNS],
 }
 
 
@@ -68,6 +69,8 @@ def test_a_file_of_each_older_version_reads_upgraded(current, tmp_path, version)
         assert (got["cpu_count"] == "").all() and (got["mem_gib"] == "").all()
     assert (got["bound"] == "").all() and got["roof_fraction"].isna().all()  # no roofline before version 5
     assert np.allclose(got["median_ms"].fillna(0), now["median_ms"].fillna(0))
+    if version < 6:  # streaming came with version 6: every older row is a whole-batch step
+        assert (got["chunk"] == 1).all() and got["p99_ms"].isna().all() and got["stream_overhead"].isna().all()
 
 
 def test_a_newer_schema_version_is_one_line_naming_the_versions_read(current, tmp_path):

@@ -90,7 +90,11 @@ def decode_id_value(part: str) -> str:
 def _could_be(axis: Axis, part: str) -> bool:
     """Whether a case_id part is a value of an omittable axis (they are matched, not counted)."""
     value = part[len(axis.id_prefix) :] if part.startswith(axis.id_prefix) else None
-    return value is not None and (value in axis.choices if axis.choices else bool(value))
+    if value is None:
+        return False
+    if axis.choices:
+        return value in axis.choices
+    return value.isdigit() if axis.kind == "int" else bool(value)
 
 
 def _axis(kind: str, default: tuple[Any, ...], help: str, **more: Any) -> Any:
@@ -124,7 +128,12 @@ class Case:
     dtype: str = _axis(
         "word", ("float32",), "parameter and activation dtype", choices=("float32", "bfloat16", "float16")
     )
-    mode: str = _axis("word", ("inference",), "forward only, or forward + backward", choices=("inference", "training"))
+    mode: str = _axis(
+        "word",
+        ("inference",),
+        "forward only, forward + backward, or stream (one chunk per call, the state carried; docs/streaming.md)",
+        choices=("inference", "training", "stream"),
+    )
     batch_size: int = _axis("int", (32,), "sequences per batch", id_prefix="b")
     seq_len: int = _axis("int", (64,), "padded sequence length (time steps)", id_prefix="l")
     num_layers: int = _axis("int", (1,), "stacked recurrent layers", id_prefix="n")
@@ -161,6 +170,13 @@ class Case:
         choices=("off", "on"),
         id_prefix="tf32",
         id_omitted="off",
+    )
+    chunk: int = _axis(
+        "int",
+        (1,),
+        "tokens per call in --mode stream (a stream is fed its sequence chunk by chunk); other modes: 1",
+        id_prefix="chunk",
+        id_omitted=1,
     )
 
     @property
@@ -206,7 +222,19 @@ class Case:
         case = cls(**values)
         if case.case_id != case_id or case.device == "auto" or (case.tf32 == "on" and not case.tf32_matters):
             raise UsageError(bad)
+        if case.chunk != 1 and not case.streaming:
+            raise UsageError(bad)
         return case
+
+    @property
+    def streaming(self) -> bool:
+        """``mode=stream``: calls of ``chunk`` tokens per stream, the state carried (bench.measure.streaming)."""
+        return self.mode == "stream"
+
+    @property
+    def calls_per_sequence(self) -> int:
+        """Stream calls that feed one whole sequence (chunk divides seq_len: checked before a run)."""
+        return -(-self.seq_len // self.chunk)
 
     @property
     def tf32_matters(self) -> bool:
@@ -235,6 +263,8 @@ class Case:
         axes = self.axes()
         if self.tf32 == "off":  # trees from before the tf32 axis
             del axes["tf32"]
+        if self.chunk == 1:  # trees from before the chunk axis
+            del axes["chunk"]
         if self.impl == "module" and self.varlen in ("padded", "packed"):
             del axes["impl"], axes["varlen"]
             axes = {**axes, "packed": self.packed}
@@ -248,6 +278,7 @@ class Case:
             axes["varlen"] = "packed" if axes.pop("packed") else "padded"
         axes.setdefault("impl", "module")
         axes.setdefault("tf32", "off")
+        axes.setdefault("chunk", 1)
         return cls(**axes)
 
     def columns(self) -> dict[str, Any]:

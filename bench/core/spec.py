@@ -154,8 +154,18 @@ def _expand_grid(axes: dict[str, tuple[Any, ...]], cuda_available: bool, default
     axes["threads"] = tuple(dict.fromkeys(t or default_threads for t in axes["threads"]))
     names = [a.name for a in AXES]
     cases = [Case(**dict(zip(names, values, strict=True))) for values in itertools.product(*(axes[n] for n in names))]
-    # tf32=on is kept only where it changes something (repeats are dropped by expand).
-    return [c if c.tf32_matters else dataclasses.replace(c, tf32="off") for c in cases]
+    # tf32=on is kept only where it changes something, and so is a chunk (repeats are dropped by
+    # expand). A stream is fed its whole sequence, with no padding: its varlen and lengths are
+    # padded and full whatever the grid says (docs/streaming.md).
+    return [_normalized(c) for c in cases]
+
+
+def _normalized(case: Case) -> Case:
+    if not case.tf32_matters:
+        case = dataclasses.replace(case, tf32="off")
+    if case.streaming:
+        return dataclasses.replace(case, varlen="padded", lengths="full")
+    return dataclasses.replace(case, chunk=1)
 
 
 def with_timer_flags(spec: Spec, budget_s: float | None, target_ci: float | None, rounds: int | None) -> Spec:

@@ -198,3 +198,76 @@ def _t_ratio(mean: float, se: float, df: float, confidence: float) -> tuple[floa
     half = float(sps.t.ppf(0.5 + confidence / 2, df)) * se
     p = float(2 * sps.t.sf(abs(mean) / se, df))
     return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half)), p
+
+
+# --- percentiles of calls (mode=stream) ------------------------------------------------------------
+#
+# A percentile's 95% CI is distribution-free, from order statistics: the number of calls at or
+# below the true q-quantile is Binomial(n, q), so ranks j < k with P(j <= that number < k) >= 95%
+# bound it. The upper rank exists only when q^n <= 2.5%: below ``min_calls(q)`` calls (p99: 368,
+# p99.9: 3688) no such interval exists and the percentile is not reported (MLPerf Inference's
+# early-stopping rule is the same binomial argument, one-sided). With rounds (fresh processes),
+# the interval is widened to the rounds' t-interval of their own percentiles where every round
+# has the calls for one: calls of one process are not independent of each other, rounds are.
+
+PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "p99_9": 0.999}
+
+
+def min_calls(q: float, confidence: float = 0.95) -> int:
+    """The fewest calls whose order statistics give a two-sided ``confidence`` CI of the q-quantile."""
+    return int(np.floor(np.log((1 - confidence) / 2) / np.log(q))) + 1
+
+
+@dataclass(frozen=True)
+class PercentileSummary:
+    """One percentile of a case's calls: the estimate and its 95% CI (ms), or why there is none."""
+
+    name: str  # p50, p90, p99, p99_9
+    value_ms: float | None
+    ci_low_ms: float | None
+    ci_high_ms: float | None
+    calls: int
+    widened_by_rounds: bool = False
+    too_few: str = ""  # empty, or why no value is given
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", ".")
+
+
+def quantile_interval(
+    samples: np.ndarray | list[float], q: float, confidence: float = 0.95
+) -> tuple[float, float, float] | None:
+    """(estimate, low, high) of the q-quantile from order statistics; None below ``min_calls(q)``."""
+    from scipy import stats as sps  # see median_ci
+
+    x = np.sort(np.asarray(samples, dtype=float))
+    n = x.size
+    if n < min_calls(q, confidence):
+        return None
+    j = int(sps.binom.ppf((1 - confidence) / 2, n, q))  # 1-based ranks: P(count < j) < 2.5%
+    k = int(sps.binom.ppf(0.5 + confidence / 2, n, q)) + 1  # P(count <= k - 1) >= 97.5%
+    estimate = float(np.quantile(x, q, method="inverted_cdf"))
+    return estimate, float(x[max(j, 1) - 1]), float(x[min(k, n) - 1])
+
+
+def summarize_percentile(
+    samples_ms: np.ndarray | list[float], rounds: np.ndarray | list[int] | None, name: str
+) -> PercentileSummary:
+    """A percentile (``PERCENTILES``) of a case's calls over all its rounds, with its CI."""
+    q = PERCENTILES[name]
+    x = np.asarray(samples_ms, dtype=float)
+    pooled = quantile_interval(x, q)
+    if pooled is None:
+        need = min_calls(q)
+        return PercentileSummary(name, None, None, None, int(x.size), too_few=f"{x.size} calls < {need}")
+    value, low, high = pooled
+    widened = False
+    if rounds is not None and np.unique(rounds).size >= 2:
+        tags = np.asarray(rounds)
+        per_round = [x[tags == r] for r in np.unique(tags)]
+        if all(part.size >= min_calls(q) for part in per_round):
+            _, r_low, r_high = rounds_interval([np.quantile(part, q, method="inverted_cdf") for part in per_round])
+            widened = r_low < low or r_high > high
+            low, high = min(low, r_low), max(high, r_high)
+    return PercentileSummary(name, value, low, high, int(x.size), widened)

@@ -46,6 +46,7 @@ def check_user_model(reference: str, cases: Sequence[Case]) -> None:
             lengths="full",
             threads=1,
             tf32="off",
+            chunk=1,
         )
         try:
             work = build(small)
@@ -67,6 +68,11 @@ def check_cases(cases: Sequence[Case]) -> None:
     missing = refusal(c.impl for c in cases)
     if missing:
         raise UsageError(missing)
+    for seq_len, chunk in sorted({(c.seq_len, c.chunk) for c in cases if c.streaming}):
+        if seq_len % chunk:
+            raise UsageError(
+                f"--chunk {chunk} does not divide --seq-len {seq_len}: every call of a stream takes a whole chunk"
+            )
     for seq_len, lengths in sorted({(c.seq_len, c.lengths) for c in cases}):
         try:
             parse_lengths(lengths, seq_len)

@@ -7,8 +7,13 @@ and a report leaves out pairs whose outputs are wrong.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from torch import nn
+from torch.utils import _pytree as pytree
 
+from bench.core.timer import TimerConfig, measure
+from bench.measure.clocks import clock_for
 from bench.measure.usermodels import Unsupported, accepts, build_model, load_factory, output_of
 from bench.measure.workload import DTYPES, Workload, as_tuple
 from rnnmodels import MODEL_CLASSES
@@ -71,8 +76,65 @@ def errors(work: Workload) -> tuple[float | None, float | None]:
 
 
 def extra_columns(work: Workload) -> dict[str, float | None]:
-    """The row's columns besides timings: errors against packing, compile time."""
-    out_err, state_err = errors(work)
+    """The row's columns besides timings: errors against packing, compile time; for a stream,
+    errors against a whole-sequence forward, the cold call and that forward's time."""
+    out_err, state_err = stream_errors(work) if work.case.streaming else errors(work)
     if work.case.user_model:
         work.count_user_gflop()
-    return {"max_abs_err": out_err, "state_max_abs_err": state_err, "compile_s": work.compile_s}
+    extra = {"max_abs_err": out_err, "state_max_abs_err": state_err, "compile_s": work.compile_s}
+    if work.case.streaming:
+        extra |= {"cold_call_ms": work.cold_call_ms, "whole_forward_ms": whole_forward_ms(work)}
+    return extra
+
+
+# --- streams ------------------------------------------------------------------------------------
+
+# Sampling one whole-sequence forward per round: short, it is the overhead's denominator only.
+WHOLE_FORWARD = TimerConfig(budget_s=0.05, min_samples=3, warmup_runs=1, warmup_s=0.0, rounds=1)
+
+
+def whole_sequence_model(work: Workload) -> nn.Module:
+    """What a stream is checked and its overhead judged against: the eager model over the whole
+    sequences (the suite's: ``nn.LSTM``/``nn.GRU`` with the stream's weights; a user's: its own
+    ``forward``)."""
+    c = work.case
+    if c.user_model:
+        return work.model
+    reference = MODEL_CLASSES[c.model](c.vocab_size, c.embedding_dim, c.hidden_size, c.num_layers, c.num_dirs)
+    reference.load_state_dict(work.model.state_dict())
+    return reference.to(device=c.device, dtype=DTYPES[c.dtype]).eval()
+
+
+def stream_errors(work: Workload) -> tuple[float | None, float | None]:
+    """The streamed outputs (every chunk's, concatenated) and final state against one forward
+    over the whole sequences with the same weights and inputs (every length full)."""
+    assert work.step.stream is not None
+    with torch.no_grad():
+        out, state = work.step.stream.whole_sequence()
+        result = whole_sequence_model(work)(work.tokens, work.lengths)
+    expected = output_of(result)
+    if out.shape != expected.shape:
+        return None, None  # a user's step answering in another layout: nothing to compare
+    out_err = float((out.float() - expected.float().to(out.device)).abs().max())
+    expected_state = result[1] if isinstance(result, tuple) and len(result) == 2 else None
+    leaves, expected_leaves = pytree.tree_leaves(state), pytree.tree_leaves(expected_state)
+    shapes_agree = len(leaves) == len(expected_leaves) > 0 and all(
+        isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+        for a, b in zip(leaves, expected_leaves, strict=True)
+    )
+    if not shapes_agree:
+        return out_err, None
+    pairs = zip(leaves, expected_leaves, strict=True)
+    return out_err, max(float((a.float() - b.float().to(a.device)).abs().max()) for a, b in pairs)
+
+
+def whole_forward_ms(work: Workload) -> float:
+    """The median time of one eager forward over the streams' whole sequences (the overhead's
+    denominator: the same for every impl of a shape)."""
+    model = whole_sequence_model(work)
+
+    def forward() -> None:
+        model(work.tokens, work.lengths)
+
+    m = measure([("fwd", forward)], WHOLE_FORWARD, clock_for(work.case.device))
+    return float(np.median(m.total_ms))

@@ -44,6 +44,7 @@ def validation_cases(device: str, threads: int) -> list[Case]:
         threads=threads,
         impl="module",
         tf32="off",
+        chunk=1,
     )
     return [
         Case(model="lstm", batch_size=1, seq_len=16, bidirectional=False, varlen="padded", **base),

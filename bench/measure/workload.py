@@ -25,7 +25,7 @@ from torch import nn
 
 from bench.core.cases import Case
 from bench.core.timer import Phase
-from bench.measure import runtimes
+from bench.measure import runtimes, streaming
 from bench.measure.backends import kernel_settings, settings_now
 from bench.measure.usermodels import (
     Unsupported,
@@ -74,6 +74,11 @@ class Step:
     # the int8 copy, a CUDA graph's replay (bench.measure.runtimes). None: the model itself.
     runner: Callable[..., Any] | None = None
     loss: torch.Tensor | None = None
+    stream: streaming.Stream | None = None  # mode=stream: the streams and their chunks
+
+    def stream_call(self) -> None:
+        assert self.stream is not None
+        self.stream.call()
 
     def forward(self) -> torch.Tensor:
         # Not `runner or model`: a compiled module's truth test asks the model for len().
@@ -98,6 +103,8 @@ class Workload:
     step: Step
     compile_s: float | None = None
     user_gflop: float | None = None  # a user model's FLOPs, as FlopCounterMode counted one step
+    cold_call_ms: float | None = None  # mode=stream: the first call after the model was built
+    prepared: bool = False
 
     @property
     def model(self) -> nn.Module:
@@ -113,18 +120,23 @@ class Workload:
 
     @property
     def phases(self) -> list[Phase]:
-        """``fwd`` for inference; ``fwd`` then ``bwd`` for training."""
+        """``fwd`` for inference; ``fwd`` then ``bwd`` for training; ``call`` for a stream."""
+        if self.case.streaming:
+            return [("call", self.step.stream_call)]
         if self.case.mode == "training":
             return [("fwd", self.step.train_forward), ("bwd", self.step.train_backward)]
         return [("fwd", self.step.forward)]
 
     @property
     def valid_tokens(self) -> int:
+        """Tokens of one step: the batch's valid ones; a stream call's chunk of every stream."""
+        if self.case.streaming:
+            return self.case.batch_size * self.case.chunk
         return int(self.lengths.sum())
 
     @property
     def padding_fraction(self) -> float:
-        return padding_fraction(self.lengths, self.case.seq_len)
+        return 0.0 if self.case.streaming else padding_fraction(self.lengths, self.case.seq_len)
 
     @property
     def gflop(self) -> float | None:
@@ -141,7 +153,12 @@ class Workload:
 
     def prepare(self) -> None:
         """Make what is built under the timing's settings: ``compiled`` compiles (its first run
-        of the phases timed), ``cudagraph`` captures its graph."""
+        of the phases timed), ``cudagraph`` captures its graph; a stream opens and makes its
+        first call (timed: ``cold_call_ms``)."""
+        self.prepared = True
+        if self.case.streaming:
+            self._open_stream()
+            return
         if self.case.impl == "cudagraph":
             self.step.runner, self.compile_s = runtimes.capture(self.model, self.tokens, self.lengths)
             return
@@ -159,10 +176,25 @@ class Workload:
             torch.cuda.synchronize()
         self.compile_s = time.perf_counter() - start
 
+    def _open_stream(self) -> None:
+        stream, ready_s = streaming.open_stream(self.case, self.model, self.step.runner, self.tokens)
+        self.step.stream = stream
+        start = time.perf_counter()
+        stream.call()  # the cold call: a compiled step compiles in it
+        if self.case.device == "cuda":
+            torch.cuda.synchronize()
+        cold_s = time.perf_counter() - start
+        self.cold_call_ms = cold_s * 1e3
+        if ready_s is not None:
+            self.compile_s = ready_s
+        elif self.case.impl == "compiled":
+            self.compile_s = cold_s
+
     def kernel_settings(self) -> str:
         """The row's ``kernel_settings``: torch's (read back now), or the runtime's own."""
-        if self.case.impl == "onnxruntime" and self.step.runner is not None:
-            return str(self.step.runner.settings)  # torch's kernels do not run
+        if self.case.impl == "onnxruntime":
+            source = self.step.stream.step if self.step.stream is not None else self.step.runner
+            return str(getattr(source, "settings", ""))  # torch's kernels do not run
         settings = settings_now(self.case.device)
         if self.case.impl == "quantized":
             settings += " " + runtimes.quantized_settings()
@@ -175,6 +207,7 @@ class Workload:
         compiled code, whose caches refer to the compiled model."""
         self.step.loss = None
         self.step.runner = None
+        self.step.stream = None
         if self.case.impl == "compiled":
             torch._dynamo.reset()
 
@@ -211,9 +244,9 @@ class Workload:
         with contextlib.ExitStack() as stack:
             stack.enter_context(thread_count(c.threads))
             stack.enter_context(kernel_settings(c.device, c.backend, tf32=c.uses_tf32))
-            if c.mode == "inference":
+            if c.mode != "training":
                 stack.enter_context(torch.inference_mode())
-            if self.step.runner is None:
+            if not self.prepared:
                 self.prepare()  # under the settings the timing uses: they shape the graph
             yield
 
@@ -221,7 +254,7 @@ class Workload:
 def build(case: Case) -> Workload:
     """Model (seeded weights) and a seeded batch for ``case``, on its device; for the
     ONNX Runtime and int8 impls, their runner too (Unsupported: the impl cannot run the case)."""
-    why = runtimes.why_unsupported(case)
+    why = runtimes.why_unsupported(case) or streaming.why_unsupported(case)
     if why:
         raise Unsupported(why)
     torch.manual_seed(WEIGHT_SEED)
@@ -235,9 +268,11 @@ def build(case: Case) -> Workload:
     model.train(case.mode == "training")
     tokens, lengths = synthetic_batch(case.batch_size, case.seq_len, case.vocab_size, case.lengths, seed=INPUT_SEED)
     work = Workload(case, Step(model, tokens.to(case.device), lengths))
+    if case.streaming:
+        streaming.step_of(model)  # Unsupported, naming the contract, for a model that cannot stream
     if case.impl == "quantized":
         work.step.runner, work.compile_s = runtimes.quantize(model)
-    elif case.impl == "onnxruntime":
+    elif case.impl == "onnxruntime" and not case.streaming:
         work.step.runner, work.compile_s = runtimes.onnx_runner(model, case, work.tokens, work.lengths)
     return work
 

@@ -27,6 +27,7 @@ from bench.records.rows import (
     READABLE_VERSIONS,
     SAMPLE_COLUMNS,
     SCHEMA_VERSION,
+    STREAM_COLUMNS,
 )
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: see _pandas()
@@ -45,7 +46,7 @@ TEXT_COLUMNS = (
 NUMERIC_COLUMNS = tuple(c for c in MEASURE_COLUMNS if c not in TEXT_COLUMNS)
 # Present in every version-1 file; the rest is filled in for files from before it was added.
 REQUIRED_COLUMNS = (
-    *(c for c in CASE_COLUMNS if c not in ("varlen", "impl", "tf32")),
+    *(c for c in CASE_COLUMNS if c not in ("varlen", "impl", "tf32", "chunk")),
     "status",
     "median_ms",
     "ci_low_ms",
@@ -139,6 +140,7 @@ def _dropped(df: pd.DataFrame) -> None:
     every = pd.Series(True, index=df.index)
     _v1_late(df, every)
     _fill(df, "metric", "time", every)
+    _fill(df, "chunk", "1", every)
     if "rounds" not in df.columns:
         _v2_to_v3(df, every)
 
@@ -149,6 +151,13 @@ def _v4_to_v5(df: pd.DataFrame, rows: pd.Series) -> None:
         _fill(df, col, "", rows)
 
 
+def _v5_to_v6(df: pd.DataFrame, rows: pd.Series) -> None:
+    """Streaming: every older row is a whole-batch step (chunk 1, no percentiles)."""
+    _fill(df, "chunk", "1", rows)
+    for col in STREAM_COLUMNS:
+        _fill(df, col, "", rows)
+
+
 # UPGRADES[v] brings rows of version v to v + 1; a row of version v goes through every step from v
 # on. A new schema version adds its step here (and its history in bench.records.rows).
 UPGRADES: dict[int, Callable[[pd.DataFrame, pd.Series], None]] = {
@@ -156,6 +165,7 @@ UPGRADES: dict[int, Callable[[pd.DataFrame, pd.Series], None]] = {
     2: _v2_to_v3,
     3: _v3_to_v4,
     4: _v4_to_v5,
+    5: _v5_to_v6,
 }
 
 
@@ -181,9 +191,6 @@ def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     bad_status = set(df["status"]) - set(STATUSES)
     if bad_status:
         raise UsageError(f"{path}: status {sorted(bad_status)[0]!r} is not one of {', '.join(STATUSES)}")
-    for col in INT_AXES:
-        if col in df.columns:
-            df[col] = _integers(path, df, col)
     for col in BOOL_AXES:
         if col not in df.columns:
             continue
@@ -196,6 +203,9 @@ def read_results(path: Path, allow_empty: bool = False) -> pd.DataFrame:
     for v, step in sorted(UPGRADES.items()):
         step(df, version <= v)
     _dropped(df)
+    for col in INT_AXES:  # after the upgrades: they fill in axes an older file lacks (chunk)
+        if col in df.columns:
+            df[col] = _integers(path, df, col)
     df["schema_version"] = SCHEMA_VERSION
     for col in NUMERIC_COLUMNS:
         if col not in df.columns:

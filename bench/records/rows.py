@@ -6,6 +6,7 @@ version. The column contract is in docs/architecture.md.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import socket
@@ -19,7 +20,7 @@ import numpy as np
 from bench.core.cases import CASE_COLUMN_NAMES, Case
 from bench.core.noise import contended_note
 from bench.core.roofline import place
-from bench.core.stats import RoundsSummary, summarize, summarize_rounds
+from bench.core.stats import PERCENTILES, RoundsSummary, summarize, summarize_percentile, summarize_rounds
 from bench.core.timer import Measurement
 from bench.records.outcomes import Counted, Failed, Outcome
 
@@ -45,8 +46,12 @@ from bench.records.outcomes import Counted, Failed, Outcome
 #      several engines, named in peak_engine; before, torch.mm of n×n alone), and traffic_mb,
 #      intensity_flop_per_byte, attained_gb_per_s, weights_level, level_gb_per_s,
 #      roof_gflop_per_s, roof_fraction, floor_ms and bound are added. Older rows have them empty.
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+#   6: streaming (mode=stream, bench.measure.streaming): the chunk axis (older rows: 1), each
+#      call's percentiles with their 95% CIs (p50_ms, p50_ci_low_ms, p50_ci_high_ms and the
+#      same for p90, p99, p99_9), cold_call_ms, whole_forward_ms, stream_sequence_ms and
+#      stream_overhead. Older rows have them empty.
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 
 
 SAMPLE_COLUMNS: tuple[str, ...] = ("case_id", "phase", "index", "ms")
@@ -93,6 +98,24 @@ class Row:
     fwd_instructions: int | None = None  # training only: the phases apart
     bwd_instructions: int | None = None
     instructions_spread: float | None = None  # (max - min) / median of the counted steps
+    # mode=stream: percentiles of a call's latency over every call of every round, each with its
+    # distribution-free 95% CI (bench.core.stats.summarize_percentile); empty with too few calls.
+    p50_ms: float | None = None
+    p50_ci_low_ms: float | None = None
+    p50_ci_high_ms: float | None = None
+    p90_ms: float | None = None
+    p90_ci_low_ms: float | None = None
+    p90_ci_high_ms: float | None = None
+    p99_ms: float | None = None
+    p99_ci_low_ms: float | None = None
+    p99_ci_high_ms: float | None = None
+    p99_9_ms: float | None = None
+    p99_9_ci_low_ms: float | None = None
+    p99_9_ci_high_ms: float | None = None
+    cold_call_ms: float | None = None  # the first call after the model was built (median over rounds)
+    whole_forward_ms: float | None = None  # one eager forward over the streams' whole sequences
+    stream_sequence_ms: float | None = None  # the mean call times the calls that feed one sequence
+    stream_overhead: float | None = None  # stream_sequence_ms over whole_forward_ms
     tokens_per_s: float | None = None  # valid tokens only
     padding_fraction: float | None = None
     gflop: float | None = None  # useful work of one step (valid tokens)
@@ -137,6 +160,13 @@ class Row:
         return {"case_id": self.case.case_id, **self.case.columns(), **values}
 
 
+STREAM_COLUMNS = (
+    *(f"{name}{part}" for name in PERCENTILES for part in ("_ms", "_ci_low_ms", "_ci_high_ms")),
+    "cold_call_ms",
+    "whole_forward_ms",
+    "stream_sequence_ms",
+    "stream_overhead",
+)
 PLACEMENT_COLUMNS = (
     "traffic_mb",
     "intensity_flop_per_byte",
@@ -181,11 +211,13 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
     else:
         row.within_round_rel_ci = s.rel_ci_half_width
     rel_ci = (row.ci_high_ms - row.ci_low_ms) / 2 / row.median_ms
+    stream_notes = _stream_columns(row, case, m) if case.streaming else []
     if len(m.phases) > 1:  # training: forward and backward apart
         row.fwd_median_ms = phase_centre(m, "fwd")
         row.bwd_median_ms = phase_centre(m, "bwd")
     seconds = row.median_ms / 1e3
-    row.tokens_per_s = facts.valid_tokens / seconds
+    # A stream's throughput is its tokens over the time of all its calls (the mean call), tails included.
+    row.tokens_per_s = facts.valid_tokens / ((row.mean_ms if case.streaming else row.median_ms) / 1e3)
     row.padding_fraction = facts.padding_fraction
     row.gflop = facts.gflop
     row.peak_gflop_per_s = outcome.peak_gflop_per_s
@@ -194,7 +226,9 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         row.gflop_per_s = facts.gflop / seconds
         peak = outcome.peak_gflop_per_s
         row.efficiency = row.gflop_per_s / peak if peak and peak > 0 else math.nan
-    placed = place(case, facts.valid_tokens, facts.gflop, row.median_ms, outcome.roofs) if outcome.roofs else None
+    # A stream call is a forward over a (streams, chunk) batch of full sequences: placed as one.
+    shape = dataclasses.replace(case, mode="inference", seq_len=case.chunk, chunk=1) if case.streaming else case
+    placed = place(shape, facts.valid_tokens, facts.gflop, row.median_ms, outcome.roofs) if outcome.roofs else None
     if outcome.roofs is not None:
         row.peak_engine = outcome.roofs.engine
     if placed is not None:
@@ -204,7 +238,9 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         if name not in MEASURE_COLUMNS:  # a typo here would silently drop a column
             raise KeyError(f"{name!r} is not a results column")
         setattr(row, name, value)
-    notes = []
+    if case.streaming and row.whole_forward_ms and row.stream_sequence_ms:
+        row.stream_overhead = row.stream_sequence_ms / row.whole_forward_ms
+    notes = list(stream_notes)
     if facts.gflop is None:
         notes.append("no FLOP count: FlopCounterMode counted none of this model's ops (no efficiency)")
     if m.reached_target is False and outcome.target_rel_ci is not None:
@@ -212,7 +248,7 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
             f"noisy: CI ±{rel_ci:.1%} of the median, target ±{outcome.target_rel_ci:.0%}, "
             f"{s.samples} samples in {m.round_count} round(s), {m.sampling_s:.1f} s"
         )
-    if m.reached_target is None:
+    if m.reached_target is None and not case.streaming:
         notes.append("no precision target")  # first: readers look for it at the start of the note
     if placed is not None and placed.above:
         notes.append(
@@ -229,6 +265,28 @@ def make_row(case: Case, outcome: Outcome, provenance: Mapping[str, str], run_id
         notes.append(outcome.schedule)
     row.note = "; ".join(notes)
     return row
+
+
+def _stream_columns(row: Row, case: Case, m: Measurement) -> list[str]:
+    """A stream row's percentiles (each call is a sample) and its sequence time; notes for
+    percentiles with too few calls for a CI."""
+    calls = m.total_ms
+    notes = [f"stream: {calls.size} calls of {case.chunk} token(s) x {case.batch_size} stream(s)"]
+    short = []
+    for name in PERCENTILES:
+        p = summarize_percentile(calls, m.rounds if m.round_count > 1 else None, name)
+        if p.value_ms is None:
+            short.append(f"{p.label} ({p.too_few})")
+            continue
+        setattr(row, f"{name}_ms", p.value_ms)
+        setattr(row, f"{name}_ci_low_ms", p.ci_low_ms)
+        setattr(row, f"{name}_ci_high_ms", p.ci_high_ms)
+    if short:
+        notes.append(
+            "too few calls for a 95% CI (order statistics need 1 - q^n >= 97.5%), left empty: " + ", ".join(short)
+        )
+    row.stream_sequence_ms = float(np.mean(calls)) * case.calls_per_sequence
+    return notes
 
 
 def phase_centre(m: Measurement, phase: str) -> float | None:
