@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bench.core.errors import UsageError
-from bench.core.stats import MIN_CI_SAMPLES, ratio_from_log_ratios, ratio_from_rounds
+from bench.core.stats import MIN_CI_SAMPLES, PERCENTILES, min_calls, ratio_from_log_ratios, ratio_from_rounds
 from bench.records.reading import read_results, read_samples
 
 # Differences in these mean the two runs measured different things.
@@ -49,6 +49,7 @@ RESULT_COLUMNS = (
     "p_value",
     "verdict",
     "why",
+    "statistic",  # what was compared: median, a percentile of a stream's calls (p99), or instructions
 )
 
 
@@ -57,9 +58,19 @@ class CompareConfig:
     threshold: float | None = None  # relative change that counts (None: 5% for time, 1% for counts)
     alpha: float = 0.01  # Mann–Whitney significance level
     seed: int = 0  # bootstrap resampling seed, for reproducible CIs
+    percentile: str = "p99"  # what stream rows are judged on (bench.core.stats.PERCENTILES)
 
     def threshold_for(self, metric: str) -> float:
         return self.threshold if self.threshold is not None else DEFAULT_THRESHOLDS[metric]
+
+
+def parse_percentile(text: str) -> str:
+    """``p99``, ``99``, ``p99.9`` -> the PERCENTILES key; anything else is a UsageError."""
+    key = "p" + text.strip().lower().removeprefix("p").replace(".", "_")
+    if key not in PERCENTILES:
+        names = ", ".join(k.replace("_", ".") for k in PERCENTILES)
+        raise UsageError(f"--percentile: {text!r} is not one of {names}")
+    return key
 
 
 def parse_threshold(text: str) -> float:
@@ -231,6 +242,11 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
         ratio = float(np.median(c) / np.median(b))
         low, high = bootstrap_ci((b, c), median_ratio, rng)
         p = float(sps.mannwhitneyu(c, b, alternative="two-sided").pvalue)
+    return _verdict(ratio, low, high, p, config)
+
+
+def _verdict(ratio: float, low: float, high: float, p: float, config: CompareConfig, what: str = "") -> dict:
+    """The verdict on a time ratio: beyond the threshold and significant at ``alpha``."""
     significant = p < config.alpha
     threshold = config.threshold_for("time")
     if ratio > 1 + threshold and significant:
@@ -241,7 +257,75 @@ def judge(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Gen
         verdict, why = "unchanged", f"{ratio:.2f}x is not significant (p={p:.2g}, CI {low:.2f}-{high:.2f})"
     else:
         verdict, why = "unchanged", f"within the {threshold:.0%} threshold"
+    why = f"{what}: {why}" if what else why
     return {"ratio": ratio, "ratio_ci_low": low, "ratio_ci_high": high, "p_value": p, "verdict": verdict, "why": why}
+
+
+def quantile_of(ms: np.ndarray, q: float) -> float:
+    return float(np.quantile(ms, q, method="inverted_cdf"))
+
+
+def round_quantiles(s: Samples, q: float) -> dict[int, float] | None:
+    """Each round's q-quantile, when there are two rounds or more and each has the calls for one."""
+    if s.rounds is None or np.unique(s.rounds).size < 2:
+        return None
+    parts = {int(r): s.ms[s.rounds == r] for r in np.unique(s.rounds)}
+    if any(part.size < min_calls(q) for part in parts.values()):
+        return None
+    return {r: quantile_of(part, q) for r, part in parts.items()}
+
+
+def judge_percentile(
+    base: Samples, cur: Samples, name: str, config: CompareConfig, rng: np.random.Generator
+) -> dict | None:
+    """Ratio, CI, p-value and verdict of a stream case's percentile (``name``: p50 ... p99_9).
+
+    With rounds on both sides, each with the calls for the percentile: their per-round values,
+    paired round by round where both sides ran in the same rounds side by side (the gate's
+    blocks), else Welch's t on the logs, as medians are. Otherwise the pooled calls: a
+    percentile-bootstrap CI of the ratio, and as p-value twice the share of resampled ratios
+    on the far side of 1. None where a side has too few calls for the percentile at all.
+    """
+    q = PERCENTILES[name]
+    label = name.replace("_", ".")
+    if min(base.ms.size, cur.ms.size) < min_calls(q):
+        return None
+    b_r, c_r = round_quantiles(base, q), round_quantiles(cur, q)
+    if b_r is not None and c_r is not None:
+        common = sorted(set(b_r) & set(c_r))
+        if base.blocks is not None and cur.blocks is not None and len(common) >= 2:
+            ratio, low, high, p = ratio_from_log_ratios(np.log([c_r[r] / b_r[r] for r in common]))
+        else:
+            ratio, low, high, p = ratio_from_rounds(list(b_r.values()), list(c_r.values()), paired=False)
+        return _verdict(ratio, low, high, p, config, f"{label} over rounds")
+    ratio = quantile_of(cur.ms, q) / quantile_of(base.ms, q)
+
+    def statistic(b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.quantile(c, q, axis=axis, method="inverted_cdf") / np.quantile(b, q, axis=axis, method="inverted_cdf")
+
+    low, high = bootstrap_ci((base.ms, cur.ms), statistic, rng)
+    resampled = np.array(
+        [
+            statistic(rng.choice(base.ms, base.ms.size), rng.choice(cur.ms, cur.ms.size))
+            for _ in range(BOOTSTRAP_RESAMPLES // 4)
+        ]
+    )
+    far = min(np.mean(resampled <= 1), np.mean(resampled >= 1))
+    p = float(min(1.0, max(2 * far, 1 / resampled.size)))
+    return _verdict(ratio, low, high, p, config, f"{label} of pooled calls")
+
+
+def judge_stream(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Generator) -> dict:
+    """A stream case on its chosen percentile; on its median, said so, where a side has too few
+    calls for that percentile (a tail no run measured cannot be judged)."""
+    judged = judge_percentile(base, cur, config.percentile, config, rng)
+    if judged is not None:
+        return judged
+    q, label = PERCENTILES[config.percentile], config.percentile.replace("_", ".")
+    fallback = judge(base, cur, config, rng)
+    short = f"{min(base.ms.size, cur.ms.size)} calls < {min_calls(q)}"
+    fallback["why"] = f"median (too few calls for {label}: {short}): {fallback['why']}"
+    return fallback
 
 
 def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[pd.DataFrame, list[str]]:
@@ -259,7 +343,7 @@ def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[
     value, unit = ("instructions", "instructions") if counted else ("median_ms", "ms")
     rows = []
     for case_id in list(b.index) + [i for i in c.index if i not in b.index]:
-        row = {"case_id": case_id, "metric": metric}
+        row = {"case_id": case_id, "metric": metric, "statistic": "instructions" if counted else "median"}
         if case_id not in c.index or case_id not in b.index:
             where = "current" if case_id not in c.index else "baseline"
             row.update(verdict="missing", why=f"not in the {where} run")
@@ -275,6 +359,12 @@ def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[
                 row.update(judge_counts(b.loc[case_id, value], c.loc[case_id, value], config.threshold_for(metric)))
             elif case_id not in base_samples or case_id not in cur_samples:
                 row.update(verdict="missing", why="no raw samples for this case")
+            elif c.loc[case_id, "mode"] == "stream":
+                row.update(judge_stream(base_samples[case_id], cur_samples[case_id], config, rng))
+                if not row["why"].startswith("median"):  # the percentile was judged: its values shown
+                    at = f"{config.percentile}_ms"
+                    row.update(baseline_ms=b.loc[case_id, at], current_ms=c.loc[case_id, at])
+                    row["statistic"] = config.percentile.replace("_", ".")
             else:
                 row.update(judge(base_samples[case_id], cur_samples[case_id], config, rng))
         rows.append(row)

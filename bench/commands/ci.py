@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--spec", type=Path, help="instead of a preset: a spec TOML (e.g. one naming your model)")
     add_model_path_flag(p)
     p.add_argument("--threshold", help="slowdown that counts (5%% for time, 1%% for instruction counts)")
+    p.add_argument(
+        "--percentile", default="p99", help="stream cases (--mode stream) are judged on this percentile (p99)"
+    )
     p.add_argument("--out", type=Path, help="output folder (reports/ci)")
     p.add_argument("--refresh-baseline", action="store_true", help="measure and write --baseline, no compare")
 
@@ -68,10 +71,11 @@ def options_of(args: argparse.Namespace) -> GateOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.analysis.compare import parse_threshold
+    from bench.analysis.compare import parse_percentile, parse_threshold
     from bench.execution.gate import measure_sides, refresh_baseline
 
     threshold = parse_threshold(args.threshold) if args.threshold is not None else None
+    percentile = parse_percentile(args.percentile)
     options = options_of(args)
     options.check()
     if args.refresh_baseline:
@@ -79,15 +83,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     sides = measure_sides(options)
     # Measured together here, only the code differs: a change of environment is moot.
-    return verdict(sides.baseline, sides.current, options.out.resolve() / "compare", threshold, sides.same_job)
+    out = options.out.resolve() / "compare"
+    return verdict(sides.baseline, sides.current, out, threshold, sides.same_job, percentile)
 
 
-def verdict(baseline: Path, current: Path, out: Path, threshold: float | None, allow_env_change: bool) -> int:
+def verdict(
+    baseline: Path,
+    current: Path,
+    out: Path,
+    threshold: float | None,
+    allow_env_change: bool,
+    percentile: str = "p99",
+) -> int:
     """``bench compare --fail-on-regression``, its summary also in the GitHub job summary."""
     from bench.analysis.compare import CompareConfig
     from bench.report.compare_page import show, write_comparison
 
-    found = write_comparison(baseline, current, CompareConfig(threshold), out, allow_env_change)
+    found = write_comparison(baseline, current, CompareConfig(threshold, percentile=percentile), out, allow_env_change)
     show(found, out)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:  # compare.md without its plot

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.core.errors import UsageError
 from bench.records.files import write_text_atomic
-from bench.report import sections_fastest, sections_gpu
+from bench.report import sections_fastest, sections_gpu, sections_stream
 from bench.report import sections_impl as impl
 from bench.report import sections_instructions as counts
 from bench.report import sections_roofline as roofline
@@ -34,20 +34,25 @@ def build_report(paths: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
     ok = int((df["status"] == "ok").sum())
     # Instruction rows have their own section; the time sections read times alone.
     counted, timed = df[df["metric"] == "instructions"], df[df["metric"] == "time"]
-    precise = f" {precision(timed)[0]}." if (timed["status"] == "ok").any() else ""
+    # Stream rows time one call, not a whole batch: they have their own section and findings and
+    # are never pooled with the others (the summary table lists every case).
+    streamed, batches = timed[timed["mode"] == "stream"], timed[timed["mode"] != "stream"]
+    precise = f" {precision(batches)[0]}." if (batches["status"] == "ok").any() else ""
     doc.add(
         Paragraph(
             f"{len(df)} cases ({ok} ok) from {', '.join(sorted(df['source'].unique()))}, on {'; '.join(machines)}."
             f"{precise} Times and counts are per step, one forward call over one batch (forward and backward for "
-            "training): medians with their 95% confidence interval; tokens/s counts valid tokens only."
+            "training; a stream's: one call): medians with their 95% confidence interval; tokens/s counts valid "
+            "tokens only."
         )
     )
-    doc.add(*findings(timed))
+    doc.add(*findings(batches, streamed))
     doc.add(*tables.environment(df))
     doc.add(*counts.instructions(counted, timed))
-    if not timed.empty or counted.empty:
-        doc.add(*time_sections(timed, out_dir))
-    doc.add(*tables.pivot(timed))
+    if not batches.empty or (counted.empty and streamed.empty):
+        doc.add(*time_sections(batches, out_dir))
+    doc.add(*sections_stream.streaming(streamed, out_dir))
+    doc.add(*tables.pivot(batches))
     doc.add(*tables.problems(df))
     if not timed.empty:
         doc.add(*tables.summary(timed))  # every case, last

@@ -18,6 +18,8 @@ from bench.report.document import Blocks, Findings, Heading, Paragraph
 from bench.report.sections_fastest import TITLE as FASTEST
 from bench.report.sections_fastest import fastest_by_shape, strata_lines
 from bench.report.sections_roofline import bounds_text
+from bench.report.sections_stream import TITLE as STREAM
+from bench.report.sections_stream import finding_lines
 from bench.report.slices import ok_rows
 
 TITLE = "Key findings"
@@ -56,11 +58,17 @@ def scope(df: pd.DataFrame) -> str:
     )
 
 
-def findings(df: pd.DataFrame) -> Blocks:
-    """The scope, the run's precision, and the findings table with the padding matrix."""
+def findings(df: pd.DataFrame, streamed: pd.DataFrame | None = None) -> Blocks:
+    """The scope, the run's precision, and the findings table with the padding matrix; the
+    streaming tail's rows from ``streamed`` (stream rows, never pooled with ``df``'s)."""
     rows = ok_rows(df)
-    if rows.empty:
+    stream_lines = finding_lines(streamed) if streamed is not None else []
+    if rows.empty and not stream_lines:
         return []
+    if rows.empty:
+        table = [[label, text, "", "", "", "", ""] for label, text in stream_lines]
+        scope_rows = ok_rows(streamed) if streamed is not None else rows
+        return [Heading(TITLE), Paragraph(scope(scope_rows)), Findings(HEADER, table, [STREAM] * len(table))]
     table: list[list[str]] = []
     sections: list[str] = []
     matrix = None
@@ -83,6 +91,9 @@ def findings(df: pd.DataFrame) -> Blocks:
         if text:
             table.append([label, text, "", "", "", "", ""])
             sections.append(section)
+    for label, text in stream_lines:
+        table.append([label, text, "", "", "", "", ""])
+        sections.append(STREAM)
     _, row = precision(rows)
     table.append(row)
     sections.append(answers.PRECISION)
