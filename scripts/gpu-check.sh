@@ -12,6 +12,7 @@
 #   gpu-quick.csv        the quick preset on CUDA (+ .samples.csv, .json)
 #   gpu-grid.csv         the gpu preset: padded/packed/exact at GPU sizes, CUDA graphs, TF32, bf16, cuDNN off
 #   gpu-onnx.csv         ONNX Runtime's CUDA provider beside the module (where onnxruntime-gpu is installed)
+#   gpu-stream.csv       streaming calls, module beside its CUDA graph (--mode stream)
 #   validate.log         `bench validate --device cuda`: the timer against torch.utils.benchmark
 #   report/              the report of both runs (Markdown, HTML, plots)
 #   profile/             torch.profiler tables and trace of one exact-mode training case
@@ -87,6 +88,9 @@ import bench.cli
 # ONNX Runtime on the GPU beside the module and its CUDA graph: inference, padded and exact (packed: the reference).
 ONNX_CASES="--model lstm,gru --mode inference --batch-size 16,256 --seq-len 64,256 --varlen padded,packed,exact
  --impl module,cudagraph,onnxruntime --budget-s 0.2"
+# Streaming on the GPU, with and without CUDA graphs: one stream and sixteen, one token and eight per call.
+STREAM_CASES="--model lstm,gru --mode stream --batch-size 1,16 --chunk 1,8 --seq-len 64 --hidden-size 512
+ --impl module,cudagraph --budget-s 0.3"
 HAS_ORT_CUDA='import onnx, onnxruntime; assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()'
 
 if [ "$DRY" -eq 1 ]; then
@@ -96,6 +100,7 @@ if [ "$DRY" -eq 1 ]; then
     step quick 120 "$PY" -m bench run --preset quick --device cpu --list
     step grid 120 "$PY" -m bench run --preset gpu --device cpu --list
     step onnx 120 "$PY" -m bench run $ONNX_CASES --device cpu --list
+    step stream 120 "$PY" -m bench run $STREAM_CASES --device cpu --list
     note validate "not run: needs the GPU"
     note report "not run: needs the runs"
     note profile "not run: needs the GPU"
@@ -112,10 +117,11 @@ assert torch.cuda.is_available(), 'no CUDA GPU here'"
     else
         note onnx "not run: no onnxruntime-gpu and onnx here (pip install onnxruntime-gpu onnx)"
     fi
+    step stream 90 "$PY" -m bench run $STREAM_CASES --device cuda --side-by-side --out "$OUT_DIR/gpu-stream.csv"
     step validate 90 "$PY" -m bench validate --device cuda
     STEP_DEADLINE=470  # the profile took 49 s on one H200 (torch 2.11, CUPTI)
     runs=()
-    for f in "$OUT_DIR/gpu-quick.csv" "$OUT_DIR/gpu-grid.csv" "$OUT_DIR/gpu-onnx.csv"; do [ -s "$f" ] && runs+=("$f"); done
+    for f in "$OUT_DIR/gpu-quick.csv" "$OUT_DIR/gpu-grid.csv" "$OUT_DIR/gpu-onnx.csv" "$OUT_DIR/gpu-stream.csv"; do [ -s "$f" ] && runs+=("$f"); done
     if [ ${#runs[@]} -gt 0 ]; then
         step report 60 "$PY" -m bench report "${runs[@]}" --out "$OUT_DIR/report"
     else

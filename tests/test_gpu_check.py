@@ -22,7 +22,7 @@ def test_gpu_check_dry_run_plans_every_step(tmp_path):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     summary = (out / "summary.txt").read_text()
-    for name in ("modules", "cuda-tests", "quick", "grid", "onnx"):
+    for name in ("modules", "cuda-tests", "quick", "grid", "onnx", "stream"):
         assert f"{name}" in summary and f"{name}" + " " * (13 - len(name)) + "rc=0" in summary
     assert "every step passed" in summary
     collected = (out / "cuda-tests.log").read_text()
@@ -31,6 +31,8 @@ def test_gpu_check_dry_run_plans_every_step(tmp_path):
     planned = (out / "grid.log").read_text().split()
     assert len(planned) > 100 and all(line.startswith(("lstm-", "gru-")) for line in planned)
     assert any(line.endswith("-cudagraph") for line in planned)  # CUDA graphs beside the module
+    stream = (out / "stream.log").read_text().split()
+    assert any("-stream-" in line and line.endswith("-cudagraph-chunk8") for line in stream)
     onnx = (out / "onnx.log").read_text().split()
     assert any(line.endswith("-onnxruntime") for line in onnx) and any(line.endswith("-cudagraph") for line in onnx)
 
