@@ -66,7 +66,7 @@ def test_case(benchmark, case, timer_config, suite_csv):
     except Unsupported as e:  # a user's model declined the case: nothing to time
         pytest.skip(f"unsupported: {e}")
     with work.context():
-        m = measure(work.phases, timer_config, clock_for(case.device), work.before_sample)
+        m = measure(work.phases, timer_config, clock_for(case.device), work.before_sample, work.stop_rule(timer_config))
         extra = extra_columns(work) if suite_csv is not None else {}
     benchmark.extra_info.update(case.columns() | {"case_id": case.case_id})
     record(benchmark, m)

@@ -23,7 +23,9 @@ from bench.report.document import Document, to_markdown  # noqa: E402
 from bench.report.findings import findings  # noqa: E402
 from bench.report.load import load_many  # noqa: E402
 
-REFERENCE_RUNS = [REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding", "runtimes")]
+REFERENCE_RUNS = [
+    REPO / "results" / "reference" / f"{name}-cpu.csv" for name in ("default", "padding", "runtimes", "stream")
+]
 PAGE = REPO / "docs" / "findings.md"
 REPORT = "../reports/reference/report.md"  # the reference report, relative to PAGE
 START, END = "<!-- findings:start (scripts/readme_findings.py) -->", "<!-- findings:end -->"
@@ -32,7 +34,11 @@ START, END = "<!-- findings:start (scripts/readme_findings.py) -->", "<!-- findi
 def block() -> str:
     df = load_many(REFERENCE_RUNS)
     doc = Document("")
-    doc.add(*findings(df[df["metric"] == "time"])[1:])  # the page has its own heading
+    timed = df[df["metric"] == "time"]
+    # Stream rows have findings of their own, never pooled with whole-batch rows (bench.report).
+    doc.add(
+        *findings(timed[timed["mode"] != "stream"], timed[timed["mode"] == "stream"])[1:]
+    )  # the page has its own heading
     text = to_markdown(doc).split("\n", 2)[2]  # drop the empty title
     # Links point into the reference report, not into the page.
     return text.replace("](#", f"]({REPORT}#").strip()

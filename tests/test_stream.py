@@ -230,6 +230,18 @@ def test_rounds_that_disagree_widen_a_percentiles_interval():
     assert widened.ci_low_ms < pooled.ci_low_ms and widened.ci_high_ms > pooled.ci_high_ms
 
 
+def test_rounds_too_short_for_the_percentile_widen_it_by_a_lower_percentiles_rounds():
+    rng = np.random.default_rng(5)
+    calls = np.concatenate([rng.exponential(size=200), 1.5 * rng.exponential(size=200)])
+    rounds = np.repeat([0, 1], 200)  # 200 calls a round: too few for p99 (368), enough for p90 (36)
+    pooled = summarize_percentile(calls, None, "p99")
+    widened = summarize_percentile(calls, rounds, "p99")
+    assert widened.value_ms == pooled.value_ms and widened.widened_by_rounds
+    assert widened.ci_low_ms < pooled.ci_low_ms and widened.ci_high_ms > pooled.ci_high_ms
+    same = summarize_percentile(np.tile(calls[:200], 2), rounds, "p99")  # rounds that agree: no widening
+    assert not same.widened_by_rounds
+
+
 def test_a_stream_row_gives_percentiles_and_says_which_had_too_few_calls():
     case = stream_case()
     rng = np.random.default_rng(3)

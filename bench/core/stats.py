@@ -207,8 +207,8 @@ def _t_ratio(mean: float, se: float, df: float, confidence: float) -> tuple[floa
 # bound it. The upper rank exists only when q^n <= 2.5%: below ``min_calls(q)`` calls (p99: 368,
 # p99.9: 3688) no such interval exists and the percentile is not reported (MLPerf Inference's
 # early-stopping rule is the same binomial argument, one-sided). With rounds (fresh processes),
-# the interval is widened to the rounds' t-interval of their own percentiles where every round
-# has the calls for one: calls of one process are not independent of each other, rounds are.
+# the interval is widened to the rounds' t-interval (``summarize_percentile``): calls of one
+# process are not independent of each other, rounds are.
 
 PERCENTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "p99_9": 0.999}
 
@@ -254,7 +254,13 @@ def quantile_interval(
 def summarize_percentile(
     samples_ms: np.ndarray | list[float], rounds: np.ndarray | list[int] | None, name: str
 ) -> PercentileSummary:
-    """A percentile (``PERCENTILES``) of a case's calls over all its rounds, with its CI."""
+    """A percentile (``PERCENTILES``) of a case's calls over all its rounds, with its CI.
+
+    The pooled calls' order-statistic CI is widened to what the rounds say: where every round
+    has the calls for this percentile, to the t-interval of the rounds' own values; where they
+    have not, by the relative t-interval of the highest percentile every round can give (p90,
+    or p50): a process that runs slow moves its tail too, and pooled calls cannot see that.
+    """
     q = PERCENTILES[name]
     x = np.asarray(samples_ms, dtype=float)
     pooled = quantile_interval(x, q)
@@ -262,12 +268,16 @@ def summarize_percentile(
         need = min_calls(q)
         return PercentileSummary(name, None, None, None, int(x.size), too_few=f"{x.size} calls < {need}")
     value, low, high = pooled
-    widened = False
-    if rounds is not None and np.unique(rounds).size >= 2:
-        tags = np.asarray(rounds)
-        per_round = [x[tags == r] for r in np.unique(tags)]
-        if all(part.size >= min_calls(q) for part in per_round):
-            _, r_low, r_high = rounds_interval([np.quantile(part, q, method="inverted_cdf") for part in per_round])
-            widened = r_low < low or r_high > high
-            low, high = min(low, r_low), max(high, r_high)
-    return PercentileSummary(name, value, low, high, int(x.size), widened)
+    if rounds is None or np.unique(rounds).size < 2:
+        return PercentileSummary(name, value, low, high, int(x.size))
+    tags = np.asarray(rounds)
+    per_round = [x[tags == r] for r in np.unique(tags)]
+    fewest = min(part.size for part in per_round)
+    proxy = max((p for p in PERCENTILES.values() if p <= q and fewest >= min_calls(p)), default=None)
+    if proxy is None:  # a round too short even for its median's CI: the pooled interval alone
+        return PercentileSummary(name, value, low, high, int(x.size))
+    centre, r_low, r_high = rounds_interval([np.quantile(part, proxy, method="inverted_cdf") for part in per_round])
+    if proxy != q:  # the proxy's relative interval, around this percentile
+        r_low, r_high = value * r_low / centre, value * r_high / centre
+    widened = r_low < low or r_high > high
+    return PercentileSummary(name, value, min(low, r_low), max(high, r_high), int(x.size), widened)

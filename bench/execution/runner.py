@@ -25,7 +25,7 @@ from bench.core.errors import UsageError
 from bench.core.noise import CpuWatch, oversubscribed
 from bench.core.roofline import Roofs
 from bench.core.spec import Spec, expand
-from bench.core.timer import Measurement, StopRule, TimeBudget, TimerConfig, freeze_imports, measure
+from bench.core.timer import Measurement, TimerConfig, freeze_imports, measure
 from bench.execution import progress
 from bench.execution.counting import count_cases, valgrind
 from bench.execution.isolate import run_in_child
@@ -90,7 +90,7 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
             torch.cuda.reset_peak_memory_stats()
         work = build(case)
         with work.context(), CpuWatch() as watch:
-            m = measure(work.phases, config, clock_for(case.device), work.before_sample, stop_rule(case, config))
+            m = measure(work.phases, config, clock_for(case.device), work.before_sample, work.stop_rule(config))
             # Allocator peak over build + warm-up + samples (weights, inputs, activations),
             # read before the error check below builds a reference model.
             peak_mem_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
@@ -109,14 +109,6 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
         del work
         if cuda:
             torch.cuda.empty_cache()
-
-
-def stop_rule(case: Case, config: TimerConfig) -> StopRule | None:
-    """How long a case samples: to the precision target (None: measure's default), or, for a
-    stream, its whole budget: a tail percentile wants calls, not a precise median."""
-    if case.streaming:
-        return TimeBudget(config.budget_s, min_runs=config.min_samples, max_runs=config.max_samples)
-    return None
 
 
 def run_group(cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, float]) -> list[tuple[Case, Outcome]]:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from bench.core.cases import Case
-from bench.core.timer import Phase
+from bench.core.timer import Phase, StopRule, TimeBudget, TimerConfig
 from bench.measure import runtimes, streaming
 from bench.measure.backends import kernel_settings, settings_now
 from bench.measure.usermodels import (
@@ -210,6 +210,13 @@ class Workload:
         self.step.stream = None
         if self.case.impl == "compiled":
             torch._dynamo.reset()
+
+    def stop_rule(self, config: TimerConfig) -> StopRule | None:
+        """How long the case samples: to the precision target (None: ``measure``'s default), or,
+        for a stream, its whole budget: a tail percentile wants calls, not a precise median."""
+        if self.case.streaming:
+            return TimeBudget(config.budget_s, min_runs=config.min_samples, max_runs=config.max_samples)
+        return None
 
     def before_sample(self) -> None:
         if self.case.mode == "training":
