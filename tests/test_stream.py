@@ -314,3 +314,18 @@ def test_older_results_read_as_whole_batch_rows(tmp_path):
     df.to_csv(path, index=False)
     got = read_results(path)
     assert got["chunk"].tolist() == [1] and got["p99_ms"].isna().all() and (got["mode"] == "inference").all()
+
+
+@pytest.mark.slow
+def test_the_stream_preset_runs_right_and_reports_its_tail(tmp_path):
+    out = tmp_path / "stream.csv"
+    narrowed = ["--model", "gru", "--hidden-size", "64", "--batch-size", "1", "--chunk", "1,8"]
+    args = ["run", "--preset", "stream", *narrowed, "--impl", "module,onnxruntime", "--budget-s", "0.15"]
+    assert main([*args, "--out", str(out)]) == 0
+    rows = read_results(out)
+    assert len(rows) == 4 and (rows["status"] == "ok").all() and (rows["mode"] == "stream").all()
+    assert (rows["max_abs_err"] < 1e-4).all() and (rows["state_max_abs_err"] < 1e-4).all()
+    assert rows["p50_ms"].notna().all() and (rows["rounds"] == 3).all()
+    md, _ = build_report([out], tmp_path / "rep")
+    text = md.read_text()
+    assert "stream_percentiles.png" in text and "streaming tail (gru, cpu" in text
