@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from factories import PROVENANCE, make_case, measured, write_run
+from factories import PROVENANCE, make_case, measured, synthetic_run, write_run
 
 from bench.analysis.compare import CompareConfig, compare_runs
 from bench.cli import main
@@ -136,11 +136,20 @@ class Streamer(nn.Module):
 class Whole(Streamer):
     stream_step = None
 
+class Counting(Streamer):
+    def stream_step(self, tokens, state):
+        h, calls = state if state is not None else (None, 0)
+        out, h = self.rnn(self.embedding(tokens), h)
+        return out, (h, calls + 1)  # an int in the state: fine eagerly, not for a graph or ONNX
+
 def streamer(vocab_size, embedding_dim, hidden_size):
     return Streamer(vocab_size, embedding_dim, hidden_size)
 
 def whole(vocab_size, embedding_dim, hidden_size):
     return Whole(vocab_size, embedding_dim, hidden_size)
+
+def counting(vocab_size, embedding_dim, hidden_size):
+    return Counting(vocab_size, embedding_dim, hidden_size)
 """
 
 
@@ -155,11 +164,21 @@ def user_models(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("impl", ["module", "onnxruntime"])
-def test_a_user_model_with_stream_step_streams_and_is_checked(user_models, impl):
-    work = opened(stream_case(model="streaming_models:streamer", impl=impl, chunk=4))
+@pytest.mark.parametrize(("batch", "chunk"), [(3, 4), (2, 2)])  # 2 streams x 2 tokens: layouts look alike
+def test_a_user_model_with_stream_step_streams_and_is_checked(user_models, impl, batch, chunk):
+    work = opened(stream_case(model="streaming_models:streamer", impl=impl, batch_size=batch, chunk=chunk))
     with work.context():
         out_err, state_err = stream_errors(work)
     assert out_err < TOL and state_err < TOL
+
+
+def test_a_state_that_is_not_only_tensors_streams_eagerly_and_is_unsupported_by_onnx(user_models):
+    work = opened(stream_case(model="streaming_models:counting"))
+    with work.context():
+        out_err, _ = stream_errors(work)
+    assert out_err < TOL
+    with pytest.raises(Unsupported, match="not only tensors"):
+        opened(stream_case(model="streaming_models:counting", impl="onnxruntime"))
 
 
 def test_a_user_model_without_stream_step_is_unsupported_naming_the_contract(user_models):
@@ -297,14 +316,56 @@ def test_too_few_calls_for_the_percentile_fall_back_to_the_median_and_say_so(tmp
     assert found["statistic"].iloc[0] == "median"
 
 
-def test_the_report_has_the_stream_section_plot_and_finding_and_pools_nothing_with_batches(tmp_path):
-    run = tail_run(tmp_path / "s.csv", 1.0, 0)
-    md, _ = build_report([run], tmp_path / "rep")
+def findings_lines(md) -> list[str]:
     text = md.read_text()
+    table = text[text.index("## Key findings") : text.index("## Environment")]
+    return [line for line in table.splitlines() if line.startswith("|")]
+
+
+def test_the_report_has_the_stream_section_plot_and_finding_and_pools_nothing_with_batches(tmp_path):
+    streams = tail_run(tmp_path / "s.csv", 1.0, 0)
+    batch_cases = [make_case(varlen=v, batch_size=b, lengths="uniform") for v in ("padded", "packed") for b in (4, 8)]
+    batches = synthetic_run(tmp_path / "b.csv", batch_cases)
+    both, _ = build_report([batches, streams], tmp_path / "both")
+    alone, _ = build_report([batches], tmp_path / "alone")
+    text = both.read_text()
     assert "## Streaming: latency per call and its tail" in text
-    assert (tmp_path / "rep" / "stream_percentiles.png").is_file()
+    assert (tmp_path / "both" / "stream_percentiles.png").is_file()
     assert "streaming tail (lstm, cpu" in text and "fastest at p99 of 2 implementations: onnxruntime" in text
-    assert "Does packing pay" not in text  # no batch question answered from stream rows
+    # The batch rows' findings, the run's precision among them, are the same with the stream rows beside them.
+    assert [line for line in findings_lines(both) if "streaming tail" not in line] == findings_lines(alone)
+
+
+def test_the_headline_shape_compares_implementations_at_one_thread_count_only(tmp_path):
+    rng = np.random.default_rng(6)
+    p99 = {("module", 2): 0.1, ("onnxruntime", 2): 0.3, ("module", 1): 0.2, ("onnxruntime", 1): 0.05}
+    outcomes = {
+        stream_case(impl=impl, threads=t): ms * rng.lognormal(0, 0.01, (3, 500)) for (impl, t), ms in p99.items()
+    }
+    outcomes[stream_case(impl="cells", threads=2)] = 0.5 * rng.lognormal(0, 0.01, (3, 500))  # threads=2 most common
+    run = write_run(tmp_path / "t.csv", outcomes)
+    df = pd.read_csv(run, dtype=str, keep_default_na=False).assign(max_abs_err="1e-07", state_max_abs_err="1e-07")
+    df.to_csv(run, index=False)
+    text = build_report([run], tmp_path / "rep")[0].read_text()
+    line = next(line for line in text.splitlines() if "streaming tail (lstm" in line)
+    assert "cpu, 2 threads" in line and "fastest at p99 of 3 implementations: module" in line
+
+
+def test_rounds_too_short_for_p99_are_judged_on_p90_and_say_so(tmp_path):
+    rng = np.random.default_rng(7)
+    a = write_run(tmp_path / "a.csv", {stream_case(): rng.lognormal(0, 0.05, (3, 200))})
+    b = write_run(tmp_path / "b.csv", {stream_case(): rng.lognormal(0, 0.05, (3, 200))})
+    found, _ = compare_runs(a, b, CompareConfig())
+    assert found["why"].iloc[0].startswith("p90 over rounds (too few calls a round for p99)")
+    assert found["statistic"].iloc[0] == "p90" and found["verdict"].iloc[0] == "unchanged"
+
+
+def test_instruction_counts_refuse_streams(tmp_path, capsys):
+    args = ["run", "--metric", "instructions", "--mode", "stream", "--threads", "1", "--out", str(tmp_path / "c.csv")]
+    if main(args) == 2 and "valgrind" in capsys.readouterr().err:
+        pytest.skip("no valgrind here")  # refused before the mode is read
+    assert main(args) == 2
+    assert "--mode stream is timed, not counted" in capsys.readouterr().err
 
 
 def test_older_results_read_as_whole_batch_rows(tmp_path):

@@ -278,26 +278,40 @@ def round_quantiles(s: Samples, q: float) -> dict[int, float] | None:
 def judge_percentile(
     base: Samples, cur: Samples, name: str, config: CompareConfig, rng: np.random.Generator
 ) -> dict | None:
-    """Ratio, CI, p-value and verdict of a stream case's percentile (``name``: p50 ... p99_9).
+    """Ratio, CI, p-value and verdict of a stream case's percentile (``name``: p50 ... p99_9),
+    with the statistic judged in ``statistic``.
 
-    With rounds on both sides, each with the calls for the percentile: their per-round values,
-    paired round by round where both sides ran in the same rounds side by side (the gate's
-    blocks), else Welch's t on the logs, as medians are. Otherwise the pooled calls: a
-    percentile-bootstrap CI of the ratio, and as p-value twice the share of resampled ratios
-    on the far side of 1. None where a side has too few calls for the percentile at all.
+    With rounds on both sides, on the rounds' own values: paired round by round where both sides
+    ran in the same rounds side by side (the gate's blocks), else Welch's t on the logs, as
+    medians are. Where a round has too few calls for this percentile, on the highest percentile
+    every round can give (said so): pooled calls of a few processes are not independent draws,
+    and a test that treats them so calls noise a regression. Without rounds (one process a side),
+    on the pooled calls: a percentile-bootstrap CI of the ratio, and as p-value twice the share
+    of resampled ratios on the far side of 1. None where a side has too few calls for the
+    percentile at all.
     """
     q = PERCENTILES[name]
     label = name.replace("_", ".")
     if min(base.ms.size, cur.ms.size) < min_calls(q):
         return None
-    b_r, c_r = round_quantiles(base, q), round_quantiles(cur, q)
-    if b_r is not None and c_r is not None:
-        common = sorted(set(b_r) & set(c_r))
-        if base.blocks is not None and cur.blocks is not None and len(common) >= 2:
-            ratio, low, high, p = ratio_from_log_ratios(np.log([c_r[r] / b_r[r] for r in common]))
-        else:
-            ratio, low, high, p = ratio_from_rounds(list(b_r.values()), list(c_r.values()), paired=False)
-        return _verdict(ratio, low, high, p, config, f"{label} over rounds")
+    both_rounds = all(s.rounds is not None and np.unique(s.rounds).size >= 2 for s in (base, cur))
+    if both_rounds:
+        for proxy_name, proxy in sorted(PERCENTILES.items(), key=lambda kv: -kv[1]):
+            if proxy > q:
+                continue
+            b_r, c_r = round_quantiles(base, proxy), round_quantiles(cur, proxy)
+            if b_r is None or c_r is None:
+                continue
+            common = sorted(set(b_r) & set(c_r))
+            if base.blocks is not None and cur.blocks is not None and len(common) >= 2:
+                ratio, low, high, p = ratio_from_log_ratios(np.log([c_r[r] / b_r[r] for r in common]))
+            else:
+                ratio, low, high, p = ratio_from_rounds(list(b_r.values()), list(c_r.values()), paired=False)
+            proxy_label = proxy_name.replace("_", ".")
+            what = f"{label} over rounds"
+            if proxy != q:
+                what = f"{proxy_label} over rounds (too few calls a round for {label})"
+            return _verdict(ratio, low, high, p, config, what) | {"statistic": proxy_label}
     ratio = quantile_of(cur.ms, q) / quantile_of(base.ms, q)
 
     def statistic(b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -312,7 +326,7 @@ def judge_percentile(
     )
     far = min(np.mean(resampled <= 1), np.mean(resampled >= 1))
     p = float(min(1.0, max(2 * far, 1 / resampled.size)))
-    return _verdict(ratio, low, high, p, config, f"{label} of pooled calls")
+    return _verdict(ratio, low, high, p, config, f"{label} of pooled calls (one process a side)") | {"statistic": label}
 
 
 def judge_stream(base: Samples, cur: Samples, config: CompareConfig, rng: np.random.Generator) -> dict:
@@ -325,7 +339,7 @@ def judge_stream(base: Samples, cur: Samples, config: CompareConfig, rng: np.ran
     fallback = judge(base, cur, config, rng)
     short = f"{min(base.ms.size, cur.ms.size)} calls < {min_calls(q)}"
     fallback["why"] = f"median (too few calls for {label}: {short}): {fallback['why']}"
-    return fallback
+    return fallback | {"statistic": "median"}
 
 
 def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[pd.DataFrame, list[str]]:
@@ -361,10 +375,9 @@ def compare_runs(baseline: Path, current: Path, config: CompareConfig) -> tuple[
                 row.update(verdict="missing", why="no raw samples for this case")
             elif c.loc[case_id, "mode"] == "stream":
                 row.update(judge_stream(base_samples[case_id], cur_samples[case_id], config, rng))
-                if not row["why"].startswith("median"):  # the percentile was judged: its values shown
-                    at = f"{config.percentile}_ms"
+                if row["statistic"] != "median":  # a percentile was judged: its values shown
+                    at = row["statistic"].replace(".", "_") + "_ms"
                     row.update(baseline_ms=b.loc[case_id, at], current_ms=c.loc[case_id, at])
-                    row["statistic"] = config.percentile.replace("_", ".")
             else:
                 row.update(judge(base_samples[case_id], cur_samples[case_id], config, rng))
         rows.append(row)

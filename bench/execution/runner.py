@@ -206,6 +206,8 @@ def countable_cases(options: SweepOptions) -> list[Case]:
             raise UsageError(f"{flag} counts one thread (valgrind runs threads one at a time): use --threads 1")
         if case.impl == "compiled":
             raise UsageError(f"{flag}: impl=compiled is not counted (torch.compile under valgrind takes many minutes)")
+        if case.streaming:
+            raise UsageError(f"{flag}: --mode stream is timed, not counted (its tail is what it is judged by)")
     return cases
 
 

@@ -29,9 +29,12 @@ FLOOR_TIMER = TimerConfig(target_rel_ci=0.05, min_samples=6, max_samples=200, bu
 
 
 def floor_case(case: Case, steps: int = FLOOR_STEPS[-1]) -> Case:
-    """The tiny copy of ``case`` whose time is all fixed cost."""
+    """The tiny copy of ``case`` whose time is all fixed cost (a stream call is floored as the
+    forward over its chunk it is, bench.records.rows)."""
     return dataclasses.replace(
         case,
+        mode="inference" if case.streaming else case.mode,
+        chunk=1,
         batch_size=1,
         seq_len=steps,
         lengths="full",

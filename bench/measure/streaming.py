@@ -58,6 +58,16 @@ def step_of(model: nn.Module) -> StepFn:
     return step
 
 
+def tensor_leaves(state: Any) -> list[torch.Tensor]:
+    """The state's tensors; Unsupported naming the contract where it holds anything else (the
+    graph and ONNX steps copy and feed states as tensors)."""
+    leaves = pytree.tree_leaves(state)
+    if not leaves or not all(isinstance(leaf, torch.Tensor) for leaf in leaves):
+        kinds = ", ".join(sorted({type(leaf).__name__ for leaf in leaves})) or "nothing"
+        raise Unsupported(f"the stream's state holds {kinds}, not only tensors: {CONTRACT}")
+    return leaves
+
+
 def chunks_of(tokens: torch.Tensor, chunk: int) -> list[torch.Tensor]:
     """``(B, L)`` tokens as the calls' ``(B, chunk)`` pieces, each contiguous (a compiled step's
     guards and a graph's copy see the same layout every call)."""
@@ -103,6 +113,13 @@ class Stream:
     def whole_sequence(self) -> tuple[torch.Tensor, Any]:
         """(outputs of every chunk concatenated in time, the final state) from the initial state,
         untimed; the stream's next call starts a sequence again."""
+        outputs, final = self.chunk_outputs()
+        first = self.chunks[0]
+        return torch.cat(outputs, dim=time_dim(outputs[0], tuple(first.shape))), final
+
+    def chunk_outputs(self) -> tuple[list[torch.Tensor], Any]:
+        """(every chunk's outputs, the final state) of one whole sequence from the initial state,
+        untimed, as torch tensors; the stream's next call starts a sequence again."""
         state, outputs = self.initial(), []
         for piece in self.chunks:
             out, state = self.step(piece, state)
@@ -113,8 +130,7 @@ class Stream:
             _, state = self.as_torch(None, state)
         final = pytree.tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, state)
         self.position, self.state = len(self.chunks), self.initial()
-        first = self.chunks[0]
-        return torch.cat(outputs, dim=time_dim(outputs[0], tuple(first.shape))), final
+        return outputs, final
 
 
 def time_dim(out: torch.Tensor, piece_shape: tuple[int, ...]) -> int:
@@ -143,6 +159,7 @@ class GraphStep:
         self.tokens = first.clone()
         with torch.no_grad():
             _, state = step(self.tokens, None)
+        tensor_leaves(state)
         self.state = pytree.tree_map(torch.zeros_like, state)
         self.graph = torch.cuda.CUDAGraph()
         side = torch.cuda.Stream()
@@ -190,6 +207,8 @@ class _Flat(nn.Module):
 
 class OnnxStep:
     """The step as an ONNX Runtime session on the CPU: tokens and state in, outputs and state out.
+    A sequence starts from zeros (the graph takes a state; a user's model whose ``None`` start is
+    not zeros shows it in ``max_abs_err``).
 
     Exported by TorchScript's exporter at the case's batch (an export takes 0.02 s to 0.1 s at
     the stream preset's sizes on a 2-vCPU VM, so it is not cached); the session has the case's
@@ -202,6 +221,7 @@ class OnnxStep:
         step = step_of(model)
         with torch.no_grad():
             _, state = step(first, None)
+        tensor_leaves(state)
         leaves, self.spec = pytree.tree_flatten(state)
         self.zeros = [np.zeros(tuple(leaf.shape), dtype=np.float32) for leaf in leaves]
         self.names = [f"state_{i}" for i in range(len(leaves))]
@@ -251,13 +271,18 @@ def open_stream(case: Case, model: nn.Module, runner: Any, tokens: torch.Tensor)
         onnx_step = OnnxStep(model, case, pieces[0])
         stream = Stream(onnx_step, [p.cpu().numpy() for p in pieces], onnx_step.initial, onnx_step.as_torch)
         return stream, onnx_step.ready_s
-    step = step_of(runner if runner is not None else model)
-    if case.impl == "compiled":
-        torch._dynamo.reset()  # a fresh start per case (Workload.prepare says why)
-        return Stream(torch.compile(step, fullgraph=False, dynamic=False), pieces), None
+    stepper = runner if runner is not None else model
+    step = step_of(stepper)
     if case.impl == "cudagraph":
         start = time.perf_counter()
         graph = GraphStep(step, pieces[0])
         torch.cuda.synchronize()
         return Stream(graph, pieces, graph.reset), time.perf_counter() - start
-    return Stream(step, pieces), None
+    # The suite's models start from explicit zeros: a compiled step then sees one state type from
+    # its first call on and compiles once (a user's model starts from None, its own start).
+    zeros = getattr(stepper, "initial_stream_state", None)
+    initial = (lambda: zeros(case.batch_size)) if callable(zeros) else (lambda: None)
+    if case.impl == "compiled":
+        torch._dynamo.reset()  # a fresh start per case (Workload.prepare says why)
+        return Stream(torch.compile(step, fullgraph=False, dynamic=False), pieces, initial), None
+    return Stream(step, pieces, initial), None
