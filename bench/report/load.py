@@ -58,4 +58,4 @@ def load_many(paths: Sequence[Path]) -> pd.DataFrame:
             f"case {row['case_id']!r} on {row['machine']!r} appears in more than one file "
             "(two runs of one machine: report them apart, or merge them with `python -m bench merge`)"
         )
-    return df
+    return df.copy()  # one block per dtype: the columns added above left the frame fragmented

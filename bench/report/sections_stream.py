@@ -144,12 +144,13 @@ def percentile_plot(rows: pd.DataFrame, out_dir: Path) -> list[Image]:
     panels = []
     for (_, _, machine), group in rows.groupby(["model", "device", "machine"], sort=True):
         one = headline_shape(group)
-        panels.append((f"{shape_name(one.iloc[0], device=False)}{MACHINE_SEP}{machine}", one))
+        panels.append((shape_name(one.iloc[0], device=False), machine, one))
     if not panels:
         return []
     fig, axes = new_figure(ncols=len(panels), height=4.0)
     tail = lambda q: -np.log10(1 - np.asarray(q))  # noqa: E731
-    for ax, (title, one) in zip(axes[0], panels, strict=True):
+    machines = sorted({machine for _, machine, _ in panels})
+    for ax, (title, machine, one) in zip(axes[0], panels, strict=True):
         for _, row in one.sort_values("impl").iterrows():
             samples = store.steps(row["source_path"], row["case_id"])
             if samples is None or samples.ms.size < 2:
@@ -173,9 +174,10 @@ def percentile_plot(rows: pd.DataFrame, out_dir: Path) -> list[Image]:
         ax.set_xticks(tail(list(TICKS.values())), list(TICKS))
         ax.set_xlabel("percentile of calls")
         ax.set_ylabel("latency per call (ms)")
-        ax.set_title(title)
+        ax.set_title(title if len(machines) == 1 else f"{title}{MACHINE_SEP}{machine}")
     outside_legend(fig, axes[0][0])
-    file = save(fig, out_dir, "stream_percentiles", "How long does a call take, up to its tail?")
+    question = "How long does a call take, up to its tail?"
+    file = save(fig, out_dir, "stream_percentiles", f"{question} ({machines[0]})" if len(machines) == 1 else question)
     alt = "latency per call against percentile, log scale, one line per implementation"
     return [Image(file, alt)]
 
