@@ -16,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import nox
@@ -59,6 +61,26 @@ def tests_fast(session: nox.Session) -> None:
     """The tests not marked slow, for the edit-test loop (`nox -s tests` runs them all, as CI does)."""
     install(session, "test")
     session.run(PYTHON, "-m", "pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session(venv_backend=VENV_BACKEND)
+def cluster(session: nox.Session) -> None:
+    """Sharded sweeps on a live single-node SLURM with accounting (scripts/slurm-local.sh starts it;
+    root and apt-get needed, skipped elsewhere). `-- --full` adds the time-limit check (minutes)."""
+    full = "--full" in session.posargs
+    can_install = shutil.which("apt-get") or shutil.which("slurmctld")
+    if sys.platform != "linux" or os.geteuid() != 0 or not can_install:
+        session.skip("a live SLURM needs Linux, root and apt-get (or SLURM installed)")
+    install(session, "test")
+    folder = Path(session.create_tmp()).resolve() / "slurm"
+    start = time.monotonic()
+    session.run("bash", "scripts/slurm-local.sh", "up", str(folder), external=True)
+    session.log(f"SLURM up in {time.monotonic() - start:.0f} s")
+    env = {"RNNBENCH_SLURM_CONF": str(folder / "slurm.conf"), "RNNBENCH_CLUSTER_FULL": "1" if full else "0"}
+    try:
+        session.run(PYTHON, "-m", "pytest", "-m", "cluster", "tests/test_cluster_live.py", "-s", env=env)
+    finally:
+        session.run("bash", "scripts/slurm-local.sh", "down", str(folder), external=True)
 
 
 @nox.session(venv_backend=VENV_BACKEND)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from factories import TINY_SPEC
 
-from bench.execution.rounds import ledger_path
+from bench.records.files import ledger_path
 from bench.records.reading import read_results, read_samples
 
 REPO = Path(__file__).resolve().parent.parent

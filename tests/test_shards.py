@@ -6,13 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from factories import TINY_SPEC, start, wait_rows
+from factories import TINY_SPEC, make_case, start, wait_rows, write_run
 
 from bench.cli import main
 from bench.core.errors import UsageError
 from bench.core.spec import expand, load_spec, with_overrides
+from bench.core.timer import TimerConfig
 from bench.execution.shard import estimated_cost, shard_cases
 from bench.records.reading import read_results, read_samples
 
@@ -178,3 +180,123 @@ def test_slurm_cuda_sweep_without_gpus_is_refused():
 
     with pytest.raises(UsageError, match="--gpus-per-shard"):
         settle_devices(_sweep(device="cuda"), _launch_opts(), local=False, gpu_count=0)
+
+
+# --- a cluster's jobs: time limits, outcomes, refusals (the live checks: tests/test_cluster_live.py) ---
+
+
+def test_a_launcher_exception_inside_a_case_is_the_jobs_not_an_error_row(monkeypatch):
+    submitit = pytest.importorskip("submitit")
+    from bench.execution import runner
+
+    def cut_off(case):
+        raise submitit.core.utils.UncompletedJobError("Job not requeued because: timed-out and not checkpointable.")
+
+    monkeypatch.setattr(runner, "build", cut_off)
+    with pytest.raises(submitit.core.utils.UncompletedJobError):
+        runner.run_case(make_case(), TimerConfig(), 1.0)
+    monkeypatch.setattr(runner, "build", lambda case: (_ for _ in ()).throw(RuntimeError("a real failure")))
+    assert runner.run_case(make_case(), TimerConfig(), 1.0).status == "error"
+
+
+class FakeJob:
+    """What end_of reads of a submitit job."""
+
+    def __init__(self, tmp_path, done: bool, result: str | None, state: str = "COMPLETED"):
+        self._done, self.state, self.job_id = done, state, "7_1"
+        self.paths = type("Paths", (), {"result_pickle": tmp_path / "result.pkl"})()
+        self.error = result
+        if result is not None:
+            self.paths.result_pickle.write_text("x")
+
+    def done(self):
+        return self._done
+
+    def exception(self):
+        return None if self.error == "" else RuntimeError(self.error)
+
+
+def test_a_job_end_is_read_without_waiting_and_recurring_failures_are_told_apart(tmp_path):
+    from bench.execution.launch import end_of
+
+    assert end_of(FakeJob(tmp_path, done=False, result=None)) is None
+    (tmp_path / "a").mkdir()
+    cancelled = end_of(FakeJob(tmp_path / "a", done=True, result=None, state="CANCELLED"))
+    assert cancelled.state == "failed" and "CANCELLED" in cancelled.why  # no result file: no 15 s wait
+    (tmp_path / "b").mkdir()
+    assert end_of(FakeJob(tmp_path / "b", done=True, result="")).state == "done"
+    (tmp_path / "c").mkdir()
+    bad = "Traceback ...\nbench.core.errors.UsageError: --dtype: bfloat16 does not run on cuda here"
+    recurring = end_of(FakeJob(tmp_path / "c", done=True, result=bad))
+    assert recurring.state == "recurring" and recurring.why.endswith("does not run on cuda here")
+
+
+def test_threads_are_settled_on_the_submit_host_and_jobs_ask_for_their_cores():
+    from bench.execution.launch import settle_threads
+
+    sweep, cpus = settle_threads(_sweep(threads="0,1"), _launch_opts(), default_threads=2)
+    assert sweep.spec.axes["threads"] == (2, 1) and cpus == 2
+    sweep, cpus = settle_threads(_sweep(threads="0"), _launch_opts(cpus_per_shard=4), default_threads=2)
+    assert sweep.spec.axes["threads"] == (4,) and cpus == 4
+    with pytest.raises(UsageError, match="--cpus-per-shard 1: a case runs 2 threads"):
+        settle_threads(_sweep(threads="2"), _launch_opts(cpus_per_shard=1), default_threads=2)
+
+
+def test_an_sbatch_refusal_is_one_line_naming_the_flag(capfd):
+    pytest.importorskip("submitit")
+    from submitit.core.utils import FailedJobError
+
+    from bench.execution.launch import submit_or_refuse
+
+    def refused():
+        import os
+
+        os.write(2, b"sbatch: error: Invalid generic resource (gres) specification\n")
+        raise FailedJobError("sbatch: error: Invalid generic resource (gres) specification")
+
+    with pytest.raises(UsageError) as e:
+        submit_or_refuse(refused)
+    assert str(e.value) == (
+        "SLURM refused the jobs (sbatch: error: Invalid generic resource (gres) specification): change --gpus-per-shard"
+    )
+    assert "sbatch" not in capfd.readouterr().err  # sbatch's own line is folded into the one above
+    assert submit_or_refuse(lambda: 5) == 5
+
+
+def test_merge_refuses_a_part_whose_run_has_not_finished(tmp_path, capsys):
+    from bench.records.files import ledger_path
+
+    part = write_run(tmp_path / "part-1-of-1.csv", {make_case(): np.full(8, 1.0)})
+    ledger_path(part).write_text("{}\n")
+    assert main(["merge", str(tmp_path), "--out", str(tmp_path / "m.csv")]) == 2
+    assert "has not finished" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_failing_case_in_local_shards_exits_1_as_an_unsharded_run_does(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    (tmp_path / "failing.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Fails(nn.Module):\n"
+        "    def __init__(self, vocab_size, embedding_dim, hidden_size):\n"
+        "        super().__init__()\n"
+        "        self.embedding = nn.Embedding(vocab_size, embedding_dim)\n"
+        "        self.rnn = nn.GRU(embedding_dim, hidden_size)\n"
+        "    def forward(self, tokens, lengths):\n"
+        "        if tokens.size(0) == 4:\n"
+        "            raise RuntimeError('fails at batch 4')\n"
+        "        return self.rnn(self.embedding(tokens).transpose(0, 1))[0]\n"
+        "def build(vocab_size, embedding_dim, hidden_size):\n"
+        "    return Fails(vocab_size, embedding_dim, hidden_size)\n"
+    )
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}:{tmp_path}")
+    argv = ["run", "--spec", str(spec), "--model", "failing:build", "--model-path", str(tmp_path)]
+    argv += ["--batch-size", "2,4", "--shards", "2", "--launcher", "submitit", "--cluster", "local"]
+    assert main([*argv, "--out", str(tmp_path / "m.csv")]) == 1
+    err = capsys.readouterr().err
+    failed = read_results(tmp_path / "m.csv")
+    n = int((failed["status"] == "error").sum())
+    assert n > 0 and f"{n} case(s) failed (oom/error rows in the CSV)" in err

@@ -61,7 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster", choices=["auto", "local", "slurm"], default="auto", help="submitit cluster")
     p.add_argument("--partition", help="SLURM partition")
     p.add_argument("--gpus-per-shard", type=int, default=0, help="GPUs per job (local CUDA shards: 1 when not given)")
-    p.add_argument("--timeout-min", type=int, default=60, help="job time limit in minutes")
+    p.add_argument("--timeout-min", type=int, default=60, help="job time limit in minutes (a job requeues at it)")
+    p.add_argument(
+        "--cpus-per-shard", type=int, default=0, help="CPU cores per job (default: the most threads a case uses)"
+    )
     p.add_argument("--no-wait", action="store_true", help="submit and exit; merge later with `bench merge`")
     p.add_argument("--parallel-local", action="store_true", help="local shards at once (spoils timings)")
 
@@ -75,10 +78,9 @@ def resolve_spec(args: argparse.Namespace) -> Spec:
 
 def run(args: argparse.Namespace) -> int:
     from bench.execution.progress import summary_table
-    from bench.execution.rounds import ledger_path
     from bench.execution.runner import SweepOptions, plan, prepare_output, run_sweep
     from bench.execution.shard import parse_shard
-    from bench.records.files import run_paths
+    from bench.records.files import ledger_path, run_paths
     from bench.records.rows import new_run_id
 
     if args.jobs < 0:
@@ -127,11 +129,19 @@ def run(args: argparse.Namespace) -> int:
 def launch_shards(args: argparse.Namespace, options: SweepOptions) -> int:
     """``--shards N --launcher submitit``: the sweep split into jobs, merged when they end."""
     from bench.execution.launch import LaunchOptions, launch
-    from bench.execution.runner import plan
 
     if args.shards is None or not args.launcher or args.shard:
         raise UsageError("--shards N needs --launcher submitit, and excludes --shard")
-    plan(options)  # refuse bad input here, not in every job
-    same = ("shards", "cluster", "partition", "gpus_per_shard", "timeout_min", "parallel_local", "out")
+    # launch() plans the sweep for the jobs' machines and refuses bad input before any job.
+    same = (
+        "shards",
+        "cluster",
+        "partition",
+        "gpus_per_shard",
+        "timeout_min",
+        "cpus_per_shard",
+        "parallel_local",
+        "out",
+    )
     how = LaunchOptions(**{name: getattr(args, name) for name in same}, wait=not args.no_wait)
     return launch(options, how)

@@ -29,18 +29,18 @@ from bench.core.timer import Measurement, TimerConfig, freeze_imports, measure
 from bench.execution import progress
 from bench.execution.counting import count_cases, valgrind
 from bench.execution.isolate import run_in_child
-from bench.execution.rounds import Direct, Executor, Ledger, Unit, WorkerPerRound, ledger_path, restore, run_rounds
+from bench.execution.rounds import Direct, Executor, Ledger, Unit, WorkerPerRound, restore, run_rounds
 from bench.execution.rounds import Progress as RoundsProgress
 from bench.execution.shard import shard_cases
 from bench.measure import env
 from bench.measure.checks import check_cases
 from bench.measure.clocks import clock_for
 from bench.measure.correctness import extra_columns
-from bench.measure.failures import failure
+from bench.measure.failures import failure, from_launcher
 from bench.measure.peaks import RoofCache
 from bench.measure.variants import measure_together, variant_groups
 from bench.measure.workload import Workload, build
-from bench.records.files import AppendWriter, keep_samples, repair_torn_tail, run_paths
+from bench.records.files import AppendWriter, keep_samples, ledger_path, repair_torn_tail, run_paths
 from bench.records.outcomes import FAILED_STATUSES, Counted, Failed, Measured, Outcome
 from bench.records.reading import read_results
 from bench.records.rows import (
@@ -102,6 +102,8 @@ def run_case(case: Case, config: TimerConfig, peak: float) -> Outcome:
             extra.update(watch.result.columns())
         return Measured(m, work.facts(), peak, config.target_rel_ci, extra, kernel_settings=settings)
     except Exception as e:
+        if from_launcher(e):
+            raise  # a time limit cut the case off: measured again when the job resumes, not an error
         return failure(e)
     finally:
         if work is not None:
@@ -123,6 +125,8 @@ def run_group(cases: Sequence[Case], config: TimerConfig, peaks: dict[Case, floa
         try:
             works.append(build(case))
         except Exception as e:
+            if from_launcher(e):
+                raise
             done[case] = failure(e)
     try:
         done.update(_measure_group(works, config, peaks))
@@ -151,6 +155,8 @@ def _measure_group(works: Sequence[Workload], config: TimerConfig, peaks: dict[C
             peak = peaks[work.case]
             done[work.case] = Measured(result, work.facts(), peak, config.target_rel_ci, extra, side, settings)
         except Exception as e:
+            if from_launcher(e):
+                raise
             done[work.case] = failure(e)
     return done
 
@@ -176,15 +182,26 @@ class SweepResult:
         return sum(r.status in FAILED_STATUSES for r in self.rows)
 
 
-def plan(options: SweepOptions, shard: tuple[int, int] | None = None) -> tuple[list[Case], list[Case]]:
-    """(the cases to measure here, the whole sweep's cases), every check done before anything runs."""
+def plan(
+    options: SweepOptions,
+    shard: tuple[int, int] | None = None,
+    cuda_available: bool | None = None,
+    devices_here: bool = True,
+) -> tuple[list[Case], list[Case]]:
+    """(the cases to measure here, the whole sweep's cases), every check done before anything runs.
+
+    A launcher plans for its jobs' machines: ``cuda_available`` says whether they have CUDA
+    (None: this machine's answer), and without ``devices_here`` what only a job's machine can
+    check (does its CUDA run a dtype) is left to the job's own plan.
+    """
     if options.side_by_side and options.isolate:
         raise UsageError("--side-by-side and --isolate exclude each other (variants share one process)")
     if options.metric == "instructions":
         cases = countable_cases(options)
     else:
-        cases = expand(options.spec, torch.cuda.is_available(), torch.get_num_threads())
-    check_cases(cases)
+        cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+        cases = expand(options.spec, cuda, torch.get_num_threads())
+    check_cases(cases, devices_here)
     return (shard_cases(cases, *shard) if shard else cases), cases
 
 

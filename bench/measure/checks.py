@@ -62,9 +62,10 @@ def check_user_model(reference: str, cases: Sequence[Case]) -> None:
         return
 
 
-def check_cases(cases: Sequence[Case]) -> None:
+def check_cases(cases: Sequence[Case], devices_here: bool = True) -> None:
     """What only torch can check, before anything runs: the runtimes' packages, length
-    distributions, dtypes, user models."""
+    distributions, dtypes, user models. ``devices_here`` False (a launcher on a login node):
+    dtypes are checked on this machine's own devices only; a job checks its GPU's."""
     missing = refusal(c.impl for c in cases)
     if missing:
         raise UsageError(missing)
@@ -79,6 +80,8 @@ def check_cases(cases: Sequence[Case]) -> None:
         except ValueError as e:
             raise UsageError(f"--lengths: {e}") from None
     for device, dtype in sorted({(c.device, c.dtype) for c in cases}):
+        if not devices_here and device == "cuda" and not torch.cuda.is_available():
+            continue
         why = dtype_supported(device, dtype)
         if why:
             raise UsageError(f"--dtype: {dtype} does not run on {device} here ({why})")

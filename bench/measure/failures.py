@@ -44,6 +44,12 @@ def is_oom(error: BaseException) -> bool:
     return any(s in text for s in OOM_TEXT)
 
 
+def from_launcher(error: BaseException) -> bool:
+    """An exception of the job launcher's (submitit's time-limit or preemption handling), raised
+    inside whatever case was running: the job's, never the case's, so never its row."""
+    return type(error).__module__.split(".")[0] == "submitit"
+
+
 def failure(error: BaseException) -> Failed:
     if isinstance(error, Unsupported):  # a user's factory refused the case
         return Failed("unsupported", str(error)[:500])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from bench.core.cases import Case
 from bench.core.timer import Measurement, PrecisionTarget, Sample, TimeBudget, TimerConfig, gc_paused, run_loop, warm_up
 from bench.measure.clocks import clock_for
-from bench.measure.failures import failure
+from bench.measure.failures import failure, from_launcher
 from bench.measure.workload import Workload
 from bench.records.outcomes import Failed
 
@@ -85,6 +85,8 @@ def measure_together(
             with m.work.context():
                 m.warmups = warm_up(m.work.phases, config, clock, m.work.before_sample)
         except Exception as e:
+            if from_launcher(e):
+                raise
             m.failed = failure(e)
     live = [m for m in members if m.failed is None]
     mixed = mixes_thread_pools([m.work for m in live])
@@ -101,6 +103,8 @@ def measure_together(
                             settle(m.work)
                         run_loop(m.work.phases, clock, block, m.work.before_sample, into=m.samples)
                 except Exception as e:
+                    if from_launcher(e):
+                        raise  # a time limit: the job's, not this variant's (bench.measure.failures)
                     m.failed = failure(e)
             live = [m for m in live if m.failed is None]
             turns += 1

@@ -34,6 +34,12 @@ def run_paths(csv_path: Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".samples.csv"), stem.with_name(stem.name + ".json")
 
 
+def ledger_path(csv_path: Path) -> Path:
+    """The rounds ledger of a results CSV (bench.execution.rounds): there while its run is unfinished."""
+    stem = csv_path.with_suffix("")
+    return stem.with_name(stem.name + ".rounds.jsonl")
+
+
 def format_value(value: Any) -> str:
     if value is None:
         return ""

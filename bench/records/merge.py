@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.errors import UsageError
-from bench.records.files import AppendWriter, results_files, run_paths
+from bench.records.files import AppendWriter, ledger_path, results_files, run_paths
 from bench.records.reading import read_results, read_samples
 from bench.records.rows import (
     COLUMNS,
@@ -41,6 +41,11 @@ def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) 
     parts_meta = []
     infos: list[RunInfo] = []
     for f in files:
+        if not allow_missing and ledger_path(f).exists():
+            raise UsageError(
+                f"{f}: its run has not finished (its job is still running, or was stopped: wait for it, "
+                f"or finish it with `python -m bench run ... --out {f} --resume`)"
+            )
         part = read_results(f, allow_empty=True)
         for case_id in part["case_id"]:
             if case_id in seen:
