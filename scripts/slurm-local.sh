@@ -91,12 +91,16 @@ if ! munge -n </dev/null >/dev/null 2>&1; then
     wait_for "munge" 10 bash -c "munge -n </dev/null | unmunge"
 fi
 
-# MariaDB on a data folder of its own.
+# MariaDB on a data folder of its own, with temporary files it can write (not the caller's TMPDIR,
+# which nox points at a folder of root's).
+mkdir -p "$DIR/mysql/tmp"
 chown -R mysql:mysql "$DIR/mysql"
+export TMPDIR="$DIR/mysql/tmp"
 mariadb-install-db --user=mysql --datadir="$DIR/mysql/data" --auth-root-authentication-method=socket \
     >"$DIR/log/mariadb-install.log" 2>&1 || { echo "slurm-local: mariadb-install-db failed" >&2; stop_all; exit 1; }
 DB_SOCKET="$DIR/mysql/mysqld.sock"
-mariadbd --user=mysql --datadir="$DIR/mysql/data" --socket="$DB_SOCKET" --pid-file="$DIR/mysql/mariadbd.pid" \
+mariadbd --user=mysql --datadir="$DIR/mysql/data" --tmpdir="$DIR/mysql/tmp" --socket="$DB_SOCKET" \
+    --pid-file="$DIR/mysql/mariadbd.pid" \
     --skip-networking=0 --bind-address=127.0.0.1 --port=3307 --log-error="$DIR/mysql/mariadb.log" &
 started mariadbd $!
 wait_for MariaDB 30 mariadb --socket="$DB_SOCKET" -e "select 1"
