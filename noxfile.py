@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,7 +73,10 @@ def cluster(session: nox.Session) -> None:
     if sys.platform != "linux" or os.geteuid() != 0 or not can_install:
         session.skip("a live SLURM needs Linux, root and apt-get (or SLURM installed)")
     install(session, "test")
-    folder = Path(session.create_tmp()).resolve() / "slurm"
+    # The daemons' state outside the checkout: munged and MariaDB run as their own users, who may
+    # not reach into a clone made in a private folder (mktemp -d).
+    folder = Path(tempfile.mkdtemp(prefix="rnnbench-slurm-", dir="/var/tmp"))
+    folder.chmod(0o755)
     start = time.monotonic()
     session.run("bash", "scripts/slurm-local.sh", "up", str(folder), external=True)
     session.log(f"SLURM up in {time.monotonic() - start:.0f} s")
@@ -81,6 +85,7 @@ def cluster(session: nox.Session) -> None:
         session.run(PYTHON, "-m", "pytest", "-m", "cluster", "tests/test_cluster_live.py", "-s", env=env)
     finally:
         session.run("bash", "scripts/slurm-local.sh", "down", str(folder), external=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @nox.session(venv_backend=VENV_BACKEND)

@@ -60,6 +60,18 @@ if [ "${#need[@]}" -gt 0 ]; then
 fi
 
 stop_all  # a previous `up` in this folder
+for user in munge mysql; do
+    if ! runuser -u "$user" -- test -x "$DIR"; then
+        echo "slurm-local: $DIR is out of the $user user's reach (a private parent folder?): pick a DIR under /var/tmp" >&2
+        exit 2
+    fi
+done
+for port in 3307 6817 6818 6819 6917 6918; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "slurm-local: port $port is in use (a SLURM or MariaDB left running? stop it first)" >&2
+        exit 1
+    fi
+done
 mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" "$DIR/run" "$DIR/mysql" "$DIR/munge"
 : >"$PIDS"
 

@@ -203,7 +203,7 @@ class FakeJob:
     """What end_of reads of a submitit job."""
 
     def __init__(self, tmp_path, done: bool, result: str | None, state: str = "COMPLETED"):
-        self._done, self.state, self.job_id = done, state, "7_1"
+        self._done, self.state, self.job_id = done, state, str(tmp_path)
         self.paths = type("Paths", (), {"result_pickle": tmp_path / "result.pkl"})()
         self.error = result
         if result is not None:
@@ -226,9 +226,21 @@ def test_a_job_end_is_read_without_waiting_and_recurring_failures_are_told_apart
     (tmp_path / "b").mkdir()
     assert end_of(FakeJob(tmp_path / "b", done=True, result="")).state == "done"
     (tmp_path / "c").mkdir()
-    bad = "Traceback ...\nbench.core.errors.UsageError: --dtype: bfloat16 does not run on cuda here"
+    # submitit's text: the job's traceback, then where its logs are.
+    bad = (
+        "Job (task=0) failed during processing with trace:\n----------------------\nTraceback ...\n"
+        "  raise UsageError(...)\nbench.core.errors.UsageError: --dtype: bfloat16 does not run on cuda here\n"
+        "----------------------\nYou can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+        "  - /tmp/x/7_0_log.err\n  - /tmp/x/7_0_log.out\n"
+    )
     recurring = end_of(FakeJob(tmp_path / "c", done=True, result=bad))
-    assert recurring.state == "recurring" and recurring.why.endswith("does not run on cuda here")
+    assert recurring.state == "recurring"
+    assert recurring.why == "bench.core.errors.UsageError: --dtype: bfloat16 does not run on cuda here"
+    (tmp_path / "d").mkdir()
+    other = end_of(FakeJob(tmp_path / "d", done=True, result=bad.replace("UsageError", "RuntimeError")))
+    assert other.state == "failed"  # worth one more try
+    (tmp_path / "e").mkdir()
+    assert end_of(FakeJob(tmp_path / "e", done=True, result=None)) is None  # COMPLETED: its result may be on its way
 
 
 def test_threads_are_settled_on_the_submit_host_and_jobs_ask_for_their_cores():
@@ -248,10 +260,8 @@ def test_an_sbatch_refusal_is_one_line_naming_the_flag(capfd):
 
     from bench.execution.launch import submit_or_refuse
 
-    def refused():
-        import os
-
-        os.write(2, b"sbatch: error: Invalid generic resource (gres) specification\n")
+    def refused():  # as submitit does: sbatch's stderr printed, then raised
+        print("sbatch: error: Invalid generic resource (gres) specification", file=sys.stderr)
         raise FailedJobError("sbatch: error: Invalid generic resource (gres) specification")
 
     with pytest.raises(UsageError) as e:

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
+import io
+import re
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,21 +188,31 @@ class JobEnd:
     why: str = ""
 
 
+# A job that SLURM says COMPLETED may show its result file a little later on a shared filesystem.
+RESULT_GRACE_S = 15.0
+_no_result_since: dict[str, float] = {}
+# The exception line of a Python traceback: "package.module.SomeError: what went wrong".
+EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception|Interrupt)\b.*")
+
+
 def end_of(job: Any) -> JobEnd | None:
     """None while the job runs. Reads the job's result file when there is one and never waits
-    for one that is not (submitit's ``exception()`` waits 15 s for it): a job cancelled or killed
-    by SLURM has none, and its state says so."""
+    long for one that is not (submitit's ``exception()`` waits 15 s for it): a job cancelled or
+    killed by SLURM has none, and its state says so."""
     if not job.done():
         return None
     if not job.paths.result_pickle.exists():
+        state = str(job.state).upper()
+        first = _no_result_since.setdefault(job.job_id, time.monotonic())
+        if state.startswith("COMPLETED") and time.monotonic() - first < RESULT_GRACE_S:
+            return None  # its result file is on its way
         return JobEnd("failed", f"ended without a result ({job.state})")
     error = job.exception()
     if error is None:
         return JobEnd("done")
-    text = str(error)
-    last = [line for line in text.splitlines() if line.strip()]
-    why = last[-1].strip() if last else one_line(error)
-    return JobEnd("recurring" if any(word in text for word in RECURRING) else "failed", why)
+    lines = [line.strip() for line in str(error).splitlines() if EXCEPTION_LINE.match(line.strip())]
+    why = lines[-1] if lines else one_line(error)
+    return JobEnd("recurring" if why.split(":")[0].endswith(RECURRING) else "failed", why)
 
 
 def state_of(job: Any) -> str:
@@ -248,40 +257,25 @@ REFUSAL_FLAGS = (
 )
 
 
-@contextlib.contextmanager
-def stderr_to(file: Any) -> Iterator[None]:
-    """File descriptor 2 into ``file`` (sbatch writes its errors there, past Python's sys.stderr)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    os.dup2(file.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def submit_or_refuse(submit: Any) -> Any:
-    """``submit()``, with SLURM's refusal of a job (sbatch's error) as one line naming the flag to change."""
-    with tempfile.TemporaryFile(mode="w+") as captured:
-        try:
-            with stderr_to(captured):
-                return submit()
-        except Exception as e:
-            if type(e).__module__.split(".")[0] != "submitit":
-                raise
-            captured.seek(0)
-            lines = [line.strip() for line in (captured.read() + "\n" + str(e)).splitlines() if line.strip()]
-            said = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else one_line(e))
-            flags = [flag for words, flag in REFUSAL_FLAGS if any(w in said.lower() for w in words)]
-            change = " or ".join(flags) if flags else "--partition, --gpus-per-shard, --cpus-per-shard or --timeout-min"
-            raise UsageError(f"SLURM refused the jobs ({said}): change {change}") from None
-        finally:
-            captured.seek(0)
-            rest = captured.read()
-            if rest and sys.exc_info()[0] is None:
-                sys.stderr.write(rest)  # a submission that went through: what sbatch said, as it said it
+    """``submit()``, with SLURM's refusal of a job (sbatch's error) as one line naming the flag to change.
+
+    submitit prints sbatch's stderr (Python's ``sys.stderr``) and raises with the same text:
+    the print is held back, and shown as it was only if the submission went through."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            jobs = submit()
+    except Exception as e:
+        if type(e).__module__.split(".")[0] != "submitit":
+            raise
+        lines = [line.strip() for line in (str(e) + "\n" + captured.getvalue()).splitlines() if line.strip()]
+        said = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else one_line(e))
+        flags = [flag for words, flag in REFUSAL_FLAGS if any(w in said.lower() for w in words)]
+        change = " or ".join(flags) if flags else "--partition, --gpus-per-shard, --cpus-per-shard or --timeout-min"
+        raise UsageError(f"SLURM refused the jobs ({said}): change {change}") from None
+    sys.stderr.write(captured.getvalue())
+    return jobs
 
 
 def launch(sweep: SweepOptions, opts: LaunchOptions) -> int:
@@ -290,6 +284,8 @@ def launch(sweep: SweepOptions, opts: LaunchOptions) -> int:
         raise UsageError(f"--shards: {opts.shards} must be at least 1")
     if opts.cpus_per_shard < 0:
         raise UsageError(f"--cpus-per-shard: {opts.cpus_per_shard} must be 1 or more (0: what the cases need)")
+    if opts.out is not None and opts.out.exists():
+        raise UsageError(f"--out {opts.out}: the file exists; pick a new path (the merge goes there)")
     run_id = new_run_id()
     folder = Path("results") / run_id
     executor = executor_for(folder / "submitit", opts)
@@ -355,8 +351,8 @@ def launch(sweep: SweepOptions, opts: LaunchOptions) -> int:
     merged = opts.out or Path("results") / f"{run_id}.csv"
     try:
         rows, missing = merge_parts([folder], merged, allow_missing=True)
-    except UsageError:
-        if unfinished:  # no part at all: the shards' own failures say why
+    except UsageError as e:
+        if unfinished and "no part files" in str(e):  # no part at all: the shards' failures above say why
             return 1
         raise
     print(f"merged {rows} rows into {merged} ({len(missing)} case(s) missing)")

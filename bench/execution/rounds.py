@@ -73,10 +73,9 @@ class Executor(Protocol):
 def _serve(fn: MeasureUnit, conn: Any) -> None:
     """A round worker's loop: measure each unit it is sent, until it is sent None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends its workers
-    # A SLURM job's time-limit, preemption and cancellation signals (submitit's USR2, USR1;
-    # scancel's TERM, sent to every process of the job) are the job's to handle: a worker they
-    # killed would turn the round in flight into a false error row. The parent ends its workers.
-    for name in ("SIGUSR1", "SIGUSR2", "SIGTERM"):
+    # A SLURM job's time-limit and preemption signals (submitit's USR2, USR1) are the job's to
+    # handle: a worker they killed would turn the round in flight into a false error row.
+    for name in ("SIGUSR1", "SIGUSR2"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
     freeze_imports()  # fn's module (and torch) came in with the request's unpickling of fn
@@ -111,6 +110,10 @@ class RoundWorker:
         except (EOFError, BrokenPipeError, ConnectionResetError):
             self._proc.join()
             code = self._proc.exitcode or 0
+            if code == -signal.SIGTERM:
+                # Stopped, not crashed: scancel signals every process of a SLURM job, and so may a
+                # user. The sweep is interrupted (its finished rounds kept), never the case failed.
+                raise KeyboardInterrupt from None
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             return [(c, Failed("error", f"crashed: the round's worker process died ({how})")) for c in cases]
 
@@ -119,13 +122,13 @@ class RoundWorker:
         return self._proc.is_alive()
 
     def close(self, wait_s: float = 10) -> None:
-        """Ask the worker to end; kill it if it has not after ``wait_s``."""
+        """Ask the worker to end; terminate it if it has not after ``wait_s``."""
         with contextlib.suppress(OSError, BrokenPipeError):
             if self._proc.is_alive() and wait_s > 0:
                 self._conn.send(None)
         self._proc.join(timeout=wait_s)
         if self._proc.is_alive():
-            self._proc.kill()  # it ignores SIGTERM (_serve)
+            self._proc.terminate()
             self._proc.join()
         self._conn.close()
 

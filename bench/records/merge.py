@@ -41,7 +41,9 @@ def merge_parts(inputs: Sequence[Path], out: Path, allow_missing: bool = False) 
     parts_meta = []
     infos: list[RunInfo] = []
     for f in files:
-        if not allow_missing and ledger_path(f).exists():
+        json_path = run_paths(f)[1]
+        unfinished = ledger_path(f).exists() or (json_path.exists() and not read_run_info(json_path).finished)
+        if not allow_missing and unfinished:
             raise UsageError(
                 f"{f}: its run has not finished (its job is still running, or was stopped: wait for it, "
                 f"or finish it with `python -m bench run ... --out {f} --resume`)"
