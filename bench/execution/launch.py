@@ -181,8 +181,8 @@ def executor_for(folder: Path, opts: LaunchOptions) -> Any:
 
 @dataclass(frozen=True)
 class JobEnd:
-    """How a finished job ended: ``done`` (its part written; ``failed_cases`` says whether some
-    case failed), ``failed`` (to resubmit: it resumes) or ``recurring`` (it would fail again)."""
+    """How a finished job ended: ``done`` (its part written; failed cases are counted from the
+    merged rows), ``failed`` (to resubmit: it resumes) or ``recurring`` (it would fail again)."""
 
     state: str
     why: str = ""
@@ -196,9 +196,10 @@ EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception|Interrupt)\b.*")
 
 
 def end_of(job: Any) -> JobEnd | None:
-    """None while the job runs. Reads the job's result file when there is one and never waits
-    long for one that is not (submitit's ``exception()`` waits 15 s for it): a job cancelled or
-    killed by SLURM has none, and its state says so."""
+    """None while the job runs. Reads the job's result file when there is one; without one, the
+    job's SLURM state decides (a job cancelled or killed has no file, and submitit's
+    ``exception()`` would wait 15 s for it), except that a COMPLETED job's file gets
+    ``RESULT_GRACE_S`` to appear."""
     if not job.done():
         return None
     if not job.paths.result_pickle.exists():
