@@ -276,3 +276,18 @@ def test_the_rounds_ledger_is_versioned_reads_unversioned_lines_and_refuses_newe
         f.write(json.dumps({"v": LEDGER_VERSION + 1, "round": 2, "wall_s": 1.0, "outcomes": {}}) + "\n")
     with pytest.raises(UsageError, match="newer rnnbench"):
         ledger.read()
+
+
+def test_a_gzipped_samples_file_reads_as_the_plain_one(current):
+    import gzip
+    import shutil
+
+    from bench.records.files import run_paths
+    from bench.records.reading import read_samples
+
+    plain = read_samples(current)
+    path = run_paths(current)[0]
+    with path.open("rb") as src, gzip.open(path.with_name(path.name + ".gz"), "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    path.unlink()
+    assert read_samples(current).equals(plain)

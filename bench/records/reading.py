@@ -239,6 +239,10 @@ def read_samples(csv_path: Path) -> pd.DataFrame:
     or instructions for an instruction run."""
     pd = _pandas()
     path, _ = run_paths(csv_path)
+    # Or gzipped (pandas reads it by its suffix): committed reference runs keep their samples so.
+    zipped = path.with_name(path.name + ".gz")
+    if not path.is_file() and zipped.is_file():
+        path = zipped
     if not path.is_file():
         raise UsageError(f"{csv_path}: its raw samples {path.name} are missing")
     df = _read_csv(path, "samples CSV")
